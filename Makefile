@@ -1,0 +1,37 @@
+# `make demo`: the end-to-end job on the embedded offline dataset. `make test`: the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONUNBUFFERED := 1
+
+.PHONY: demo test lint fixtures bench clean
+
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/keras-pvt demo --output demo_output
+
+test: $(STAMP)
+	$(PY) -m ruff check keras_pvt tests benchmarks
+	$(PY) -m pytest -q -ra tests
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check keras_pvt tests benchmarks
+
+# Regenerate the timm-made parity fixtures (needs ../shared/peers/setup.sh; not part of CI).
+fixtures:
+	bash ../shared/peers/setup.sh /tmp/pvt-peers
+	/tmp/pvt-peers/timm/bin/python tests/fixtures/make_reference.py
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) demo_output .pytest_cache

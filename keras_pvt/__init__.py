@@ -1,0 +1,33 @@
+"""keras-pvt: PVT-v2 (Pyramid Vision Transformer v2) for Keras 3."""
+
+from keras_pvt import layers
+from keras_pvt.config import PVTV2Config
+from keras_pvt.model import (
+    PVT_V2,
+    PVTV2B0,
+    PVTV2B1,
+    PVTV2B2,
+    PVTV2B3,
+    PVTV2B4,
+    PVTV2B5,
+    PVTV2B2Li,
+)
+from keras_pvt.presets import PRESETS, get_config
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PRESETS",
+    "PVTV2B0",
+    "PVTV2B1",
+    "PVTV2B2",
+    "PVTV2B2Li",
+    "PVTV2B3",
+    "PVTV2B4",
+    "PVTV2B5",
+    "PVTV2Config",
+    "PVT_V2",
+    "__version__",
+    "get_config",
+    "layers",
+]

@@ -1,0 +1,54 @@
+"""`keras-pvt variants`: the preset table (parameters, GFLOPs, minimum input size)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("variants", help="list the PVT-v2 presets with params and GFLOPs")
+    parser.add_argument("--size", type=int, default=224, help="input side for the FLOP count")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.set_defaults(func=run)
+
+
+def variant_rows(size: int = 224) -> list[dict[str, object]]:
+    """One row per preset; parameters are counted on a built model."""
+    from keras_pvt.model import PVT_V2
+    from keras_pvt.presets import PRESETS
+
+    rows = []
+    for name, config in PRESETS.items():
+        model = PVT_V2(config, name=f"pvt_v2_{name}")
+        rows.append(
+            {
+                "variant": name,
+                "params": model.count_params(),
+                "gflops": config.flops(size) / 1e9,
+                "depths": "-".join(map(str, config.depths)),
+                "widths": "-".join(map(str, config.embed_dims)),
+                "linear": config.linear,
+                "min_size": config.min_input_size(),
+            }
+        )
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = variant_rows(args.size)
+    header = ["variant", "params", f"GFLOPs@{args.size}", "depths", "widths", "linear", "min size"]
+    lines = [
+        [r["variant"], f"{r['params']:,}", f"{r['gflops']:.2f}", r["depths"], r["widths"],
+         "yes" if r["linear"] else "no", str(r["min_size"])]
+        for r in rows
+    ]
+    if args.markdown:
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        for line in lines:
+            print("| " + " | ".join(map(str, line)) + " |")
+    else:
+        widths = [max(len(str(c)) for c in col) for col in zip(header, *lines)]
+        for line in [header, *lines]:
+            print("  ".join(str(c).ljust(w) for c, w in zip(line, widths)))
+    return 0

@@ -1,0 +1,19 @@
+"""Keras layers of PVT-v2; all registered for serialization under the `keras_pvt` package."""
+
+from keras_pvt.layers.attention import SpatialReductionAttention
+from keras_pvt.layers.block import PVTBlock, PVTStage
+from keras_pvt.layers.drop_path import DropPath
+from keras_pvt.layers.mlp import ConvMlp
+from keras_pvt.layers.patch_embed import OverlapPatchEmbed
+from keras_pvt.layers.pooling import AdaptiveAveragePooling2D, adaptive_pool_matrix
+
+__all__ = [
+    "AdaptiveAveragePooling2D",
+    "ConvMlp",
+    "DropPath",
+    "OverlapPatchEmbed",
+    "PVTBlock",
+    "PVTStage",
+    "SpatialReductionAttention",
+    "adaptive_pool_matrix",
+]

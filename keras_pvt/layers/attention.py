@@ -1,0 +1,132 @@
+"""Spatial-reduction attention (SRA) of PVT-v2, with the strided-conv and the linear (pooling) path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_pvt.layers.initializers import conv_kernel_initializer, dense_kernel_initializer
+from keras_pvt.layers.pooling import AdaptiveAveragePooling2D
+
+REDUCTION_NORM_EPSILON = 1e-5
+LINEAR_POOL_SIZE = 7
+
+
+@keras.saving.register_keras_serializable(package="keras_pvt")
+class SpatialReductionAttention(keras.layers.Layer):
+    """Multi-head attention whose keys and values come from a spatially reduced copy of the input.
+
+    NHWC in and out. Queries use every position; keys/values use:
+      * ``linear=True``: 7x7 adaptive average pooling, 1x1 conv, LayerNorm (eps 1e-5), exact GELU;
+      * ``sr_ratio > 1``: a conv with kernel = stride = `sr_ratio`, then LayerNorm (eps 1e-5);
+      * otherwise the input itself.
+    The key/value projection `kv` emits ``[keys | values]`` along channels, as the reference.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int = 1,
+        sr_ratio: int = 1,
+        linear: bool = False,
+        qkv_bias: bool = True,
+        qk_scale: float | None = None,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if dim % num_heads:
+            raise ValueError(f"`dim` ({dim}) must be divisible by `num_heads` ({num_heads}).")
+        self.dim = dim
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.sr_ratio = sr_ratio
+        self.linear = linear
+        self.qkv_bias = qkv_bias
+        self.qk_scale = qk_scale
+        self.scale = qk_scale if qk_scale is not None else self.head_dim**-0.5
+        self.attn_drop_rate = attn_drop
+        self.proj_drop_rate = proj_drop
+
+        dense = {"kernel_initializer": dense_kernel_initializer()}
+        self.q = keras.layers.Dense(dim, use_bias=qkv_bias, name="q", **dense)
+        self.kv = keras.layers.Dense(2 * dim, use_bias=qkv_bias, name="kv", **dense)
+        self.attn_drop = keras.layers.Dropout(attn_drop, name="attn_drop")
+        self.proj = keras.layers.Dense(dim, name="proj", **dense)
+        self.proj_drop = keras.layers.Dropout(proj_drop, name="proj_drop")
+
+        self.pool = None
+        self.sr = None
+        self.norm = None
+        conv = {"kernel_initializer": conv_kernel_initializer()}
+        if linear:
+            self.pool = AdaptiveAveragePooling2D(LINEAR_POOL_SIZE, name="pool")
+            self.sr = keras.layers.Conv2D(dim, 1, name="sr", **conv)
+        elif sr_ratio > 1:
+            self.sr = keras.layers.Conv2D(dim, sr_ratio, strides=sr_ratio, name="sr", **conv)
+        if self.sr is not None:
+            self.norm = keras.layers.LayerNormalization(epsilon=REDUCTION_NORM_EPSILON, name="norm")
+
+    @property
+    def reduces(self) -> bool:
+        return self.sr is not None
+
+    def build(self, input_shape: tuple) -> None:
+        channels_last = (*input_shape[:-1], self.dim)
+        self.q.build(input_shape)
+        self.kv.build(channels_last)
+        self.proj.build(channels_last)
+        if self.sr is not None:
+            self.sr.build(channels_last)
+            self.norm.build(channels_last)
+
+    def reduce(self, x: Any) -> Any:
+        """The key/value source: the input, spatially reduced when this layer reduces."""
+        if self.linear:
+            return ops.gelu(self.norm(self.sr(self.pool(x))), approximate=False)
+        if self.sr is not None:
+            return self.norm(self.sr(x))
+        return x
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        _, height, width, _ = ops.shape(inputs)
+        heads, head_dim = self.num_heads, self.head_dim
+
+        q = self.q(inputs) * ops.cast(self.scale, self.compute_dtype)
+        q = ops.reshape(q, (-1, height * width, heads, head_dim))
+        q = ops.transpose(q, (0, 2, 1, 3))  # (B, heads, N, head_dim)
+
+        kv = self.kv(self.reduce(inputs))
+        keys, values = ops.split(kv, 2, axis=-1)
+        keys = ops.reshape(keys, (-1, ops.shape(kv)[1] * ops.shape(kv)[2], heads, head_dim))
+        values = ops.reshape(values, ops.shape(keys))
+        keys = ops.transpose(keys, (0, 2, 3, 1))  # (B, heads, head_dim, M)
+        values = ops.transpose(values, (0, 2, 1, 3))  # (B, heads, M, head_dim)
+
+        scores = ops.matmul(q, keys)
+        weights = ops.softmax(ops.cast(scores, "float32"), axis=-1)
+        weights = self.attn_drop(ops.cast(weights, self.compute_dtype), training=training)
+
+        out = ops.matmul(weights, values)  # (B, heads, N, head_dim)
+        out = ops.transpose(out, (0, 2, 1, 3))
+        out = ops.reshape(out, (-1, height, width, self.dim))
+        return self.proj_drop(self.proj(out), training=training)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (*input_shape[:-1], self.dim)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "dim": self.dim,
+            "num_heads": self.num_heads,
+            "sr_ratio": self.sr_ratio,
+            "linear": self.linear,
+            "qkv_bias": self.qkv_bias,
+            "qk_scale": self.qk_scale,
+            "attn_drop": self.attn_drop_rate,
+            "proj_drop": self.proj_drop_rate,
+        }

@@ -1,0 +1,55 @@
+"""Overlapping patch embedding: a strided convolution with symmetric zero padding, then LayerNorm."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from keras_pvt.layers.initializers import conv_kernel_initializer
+
+PATCH_EMBED_NORM_EPSILON = 1e-5
+
+
+@keras.saving.register_keras_serializable(package="keras_pvt")
+class OverlapPatchEmbed(keras.layers.Layer):
+    """Conv(kernel `patch_size`, `stride`, zero padding `patch_size // 2` on every side) + LayerNorm.
+
+    NHWC in, NHWC out with `embed_dim` channels. The padding is explicit and symmetric, as PyTorch's
+    `padding=k // 2`; Keras' ``padding="same"`` would pad asymmetrically for strides 2 and 4.
+    """
+
+    def __init__(self, embed_dim: int, patch_size: int = 7, stride: int = 4, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.embed_dim = embed_dim
+        self.patch_size = patch_size
+        self.stride = stride
+        self.pad = keras.layers.ZeroPadding2D(patch_size // 2, name="pad")
+        self.proj = keras.layers.Conv2D(
+            embed_dim,
+            patch_size,
+            strides=stride,
+            padding="valid",
+            kernel_initializer=conv_kernel_initializer(),
+            name="proj",
+        )
+        self.norm = keras.layers.LayerNormalization(epsilon=PATCH_EMBED_NORM_EPSILON, name="norm")
+
+    def build(self, input_shape: tuple) -> None:
+        padded = self.pad.compute_output_shape(input_shape)
+        self.proj.build(padded)
+        self.norm.build(self.proj.compute_output_shape(padded))
+
+    def call(self, inputs: Any) -> Any:
+        return self.norm(self.proj(self.pad(inputs)))
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return self.proj.compute_output_shape(self.pad.compute_output_shape(input_shape))
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "embed_dim": self.embed_dim,
+            "patch_size": self.patch_size,
+            "stride": self.stride,
+        }

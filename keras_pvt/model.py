@@ -1,0 +1,211 @@
+"""Functional builder of PVT-v2 models and the per-variant entry points (`PVTV2B0` ... `PVTV2B5`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+
+from keras_pvt.config import PVTV2Config
+from keras_pvt.layers import PVTStage
+from keras_pvt.presets import canonical_variant, get_config
+
+FIRST_STRIDE = 4
+LATER_PATCH_SIZE = 3
+LATER_STRIDE = 2
+
+
+def PVT_V2(
+    config: PVTV2Config | Mapping[str, Any] | str = "b0",
+    *,
+    include_top: bool = True,
+    weights: str | None = None,
+    input_tensor: Any = None,
+    input_shape: tuple[int | None, int | None, int] | None = None,
+    pooling: str | None = None,
+    classes: int | None = None,
+    classifier_activation: str | None = "softmax",
+    name: str | None = None,
+    features_only: bool = False,
+    drop_path_rate: float | None = None,
+) -> keras.Model:
+    """Build a PVT-v2 as a functional `keras.Model` (NHWC input, any spatial size by default).
+
+    Args:
+        config: a `PVTV2Config`, its dict form, or a preset name ("b0" ... "b5", "b2_li").
+        include_top: end with the classifier (final stage norm, mean over tokens, dropout, Dense).
+        weights: None (random init), "imagenet", or a path to a checkpoint (`.safetensors`, `.pth`,
+            `.npz`, `.weights.h5`); see `keras_pvt.weights`.
+        input_tensor: optional Keras tensor to use as the model input.
+        input_shape: (height, width, channels); None dims accept any size. Default
+            ``(None, None, in_channels)``: one model for every square or non-square size.
+        pooling: with ``include_top=False`` (and not `features_only`): None returns the last stage
+            map (B, H/32, W/32, C), "avg" or "max" a pooled vector.
+        classes: classifier width; defaults to ``config.num_classes``. 0 means no head.
+        classifier_activation: activation of the classifier output (computed in float32).
+        name: model name; defaults to "pvt_v2" or "pvt_v2_<variant>".
+        features_only: return the stage maps (after each stage's LayerNorm) as a dict
+            ``{"stage1": (B, H/4, W/4, C1), ..., "stage4": (B, H/32, W/32, C4)}``.
+        drop_path_rate: override the config's stochastic depth rate.
+
+    The model expects images normalised with `keras_pvt.preprocess_input` (ImageNet mean/std).
+    """
+    variant = None
+    if isinstance(config, str):
+        variant = canonical_variant(config)
+        config = get_config(config)
+    elif isinstance(config, Mapping):
+        config = PVTV2Config.from_dict(config)
+    elif not isinstance(config, PVTV2Config):
+        raise TypeError(f"`config` must be a PVTV2Config, a dict or a preset name, got {config!r}.")
+    changes: dict[str, Any] = {}
+    if classes is not None:
+        changes["num_classes"] = classes
+    if drop_path_rate is not None:
+        changes["drop_path_rate"] = drop_path_rate
+    if not include_top or features_only:
+        changes["num_classes"] = 0
+    config = config.replace(**changes) if changes else config
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(f"`pooling` must be None, 'avg' or 'max', got {pooling!r}.")
+
+    inputs = _model_input(config, input_tensor, input_shape)
+    x = inputs
+    features = {}
+    for i, rate_slice in enumerate(_split_rates(config)):
+        x = PVTStage(
+            config.embed_dims[i],
+            config.depths[i],
+            config.num_heads[i],
+            mlp_ratio=config.mlp_ratios[i],
+            sr_ratio=config.sr_ratios[i],
+            linear=config.linear,
+            patch_size=config.patch_size if i == 0 else LATER_PATCH_SIZE,
+            stride=FIRST_STRIDE if i == 0 else LATER_STRIDE,
+            qkv_bias=config.qkv_bias,
+            qk_scale=config.qk_scale,
+            drop=config.drop_rate,
+            attn_drop=config.attn_drop_rate,
+            drop_path=rate_slice,
+            name=f"stage{i + 1}",
+        )(x)
+        features[f"stage{i + 1}"] = x
+
+    if features_only:
+        outputs: Any = features
+    elif config.num_classes:
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = keras.layers.Dropout(config.drop_rate, name="head_drop")(x)
+        x = keras.layers.Dense(
+            config.num_classes,
+            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            name="head",
+        )(x)
+        outputs = keras.layers.Activation(
+            classifier_activation, dtype="float32", name="predictions"
+        )(x)
+    elif pooling == "avg":
+        outputs = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    elif pooling == "max":
+        outputs = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+    else:
+        outputs = x
+
+    model_inputs = keras.utils.get_source_inputs(input_tensor) if input_tensor is not None else inputs
+    default_name = f"pvt_v2_{variant}" if variant else "pvt_v2"
+    model = keras.Model(model_inputs, outputs, name=name or default_name)
+    if weights is not None:
+        from keras_pvt.weights import load_weights
+
+        load_weights(model, weights, config=config, variant=variant)
+    return model
+
+
+def _split_rates(config: PVTV2Config) -> list[list[float]]:
+    rates = config.drop_path_rates()
+    out, start = [], 0
+    for depth in config.depths:
+        out.append(rates[start : start + depth])
+        start += depth
+    return out
+
+
+def _model_input(config: PVTV2Config, input_tensor: Any, input_shape: Any) -> Any:
+    """The model's `keras.Input`, after checking channels and spatial size against `config`."""
+    if input_shape is not None:
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"`input_shape` must be (height, width, channels) in NHWC order, got {input_shape}."
+            )
+    if input_tensor is None:
+        inputs = keras.Input(shape=input_shape or (None, None, config.in_channels), name="images")
+    elif keras.backend.is_keras_tensor(input_tensor):
+        inputs = input_tensor
+    else:
+        inputs = keras.Input(tensor=input_tensor, shape=input_shape, name="images")
+    shape = tuple(inputs.shape)
+    if len(shape) != 4:
+        raise ValueError(f"PVT-v2 takes a batch of NHWC images (rank 4); the input has shape {shape}.")
+    if shape[-1] != config.in_channels:
+        raise ValueError(
+            f"The input has {shape[-1]} channels but the model expects {config.in_channels} "
+            f"(channels-last, NHWC). Pass images of shape (H, W, {config.in_channels}), or set "
+            f"`in_channels={shape[-1]}` in the config to build a model for {shape[-1]}-channel input."
+        )
+    minimum = config.min_input_size()
+    for axis, size in zip(("height", "width"), shape[1:3]):
+        if size is not None and size < minimum:
+            raise ValueError(
+                f"Input {axis} {size} is too small: this PVT-v2 needs at least {minimum}x{minimum} "
+                f"pixels (four stride stages: 4, 8, 16, 32, and spatial-reduction kernels "
+                f"{list(config.sr_ratios)}). Resize the images or use a larger `input_shape`."
+            )
+    return inputs
+
+
+def _variant_builder(variant: str):
+    def builder(
+        include_top: bool = True,
+        weights: str | None = "imagenet",
+        input_tensor: Any = None,
+        input_shape: tuple[int | None, int | None, int] | None = None,
+        pooling: str | None = None,
+        classes: int = 1000,
+        classifier_activation: str | None = "softmax",
+        name: str = f"pvt_v2_{variant}",
+        drop_path_rate: float = 0.0,
+        features_only: bool = False,
+    ) -> keras.Model:
+        return PVT_V2(
+            variant,
+            include_top=include_top,
+            weights=weights,
+            input_tensor=input_tensor,
+            input_shape=input_shape,
+            pooling=pooling,
+            classes=classes,
+            classifier_activation=classifier_activation,
+            name=name,
+            features_only=features_only,
+            drop_path_rate=drop_path_rate,
+        )
+
+    label = variant.upper().replace("_LI", "-Li")
+    builder.__name__ = builder.__qualname__ = "PVTV2" + variant.upper().replace("_LI", "Li")
+    builder.__doc__ = (
+        f"PVT-v2-{label} with the `keras.applications` arguments; see `PVT_V2` for each one.\n\n"
+        f"`weights` defaults to \"imagenet\" (needs the checkpoint online or in the Keras cache);\n"
+        f"pass None for random initialisation or a local checkpoint path."
+    )
+    return builder
+
+
+PVTV2B0 = _variant_builder("b0")
+PVTV2B1 = _variant_builder("b1")
+PVTV2B2 = _variant_builder("b2")
+PVTV2B2Li = _variant_builder("b2_li")
+PVTV2B3 = _variant_builder("b3")
+PVTV2B4 = _variant_builder("b4")
+PVTV2B5 = _variant_builder("b5")
