@@ -113,9 +113,7 @@ class PVTV2Config:
             rate = getattr(self, name)
             if not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
                 out.append(f"`{name}` must be in [0, 1), got {rate!r}.")
-        if self.qk_scale is not None and (
-            not isinstance(self.qk_scale, (int, float)) or self.qk_scale <= 0
-        ):
+        if self.qk_scale is not None and (not isinstance(self.qk_scale, (int, float)) or self.qk_scale <= 0):
             out.append(f"`qk_scale` must be None or a positive number, got {self.qk_scale!r}.")
         if not out:
             minimum = self.min_input_size()
@@ -212,9 +210,7 @@ class PVTV2Config:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(
-                f"Unknown PVTV2Config field(s) {unknown}; valid fields are {sorted(known)}."
-            )
+            raise ValueError(f"Unknown PVTV2Config field(s) {unknown}; valid fields are {sorted(known)}.")
         return cls(**dict(values))
 
     def replace(self, **changes: Any) -> PVTV2Config:
@@ -232,4 +228,3 @@ def _positive_ints(config: PVTV2Config, names: Sequence[str]) -> list[str]:
         for name in names
         if not _is_int(getattr(config, name)) or getattr(config, name) < 1
     ]
-

@@ -102,9 +102,7 @@ def PVT_V2(
             kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
             name="head",
         )(x)
-        outputs = keras.layers.Activation(
-            classifier_activation, dtype="float32", name="predictions"
-        )(x)
+        outputs = keras.layers.Activation(classifier_activation, dtype="float32", name="predictions")(x)
     elif pooling == "avg":
         outputs = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":
@@ -196,7 +194,7 @@ def _variant_builder(variant: str):
     builder.__name__ = builder.__qualname__ = "PVTV2" + variant.upper().replace("_LI", "Li")
     builder.__doc__ = (
         f"PVT-v2-{label} with the `keras.applications` arguments; see `PVT_V2` for each one.\n\n"
-        f"`weights` defaults to \"imagenet\" (needs the checkpoint online or in the Keras cache);\n"
+        f'`weights` defaults to "imagenet" (needs the checkpoint online or in the Keras cache);\n'
         f"pass None for random initialisation or a local checkpoint path."
     )
     return builder

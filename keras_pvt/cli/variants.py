@@ -38,8 +38,15 @@ def run(args: argparse.Namespace) -> int:
     rows = variant_rows(args.size)
     header = ["variant", "params", f"GFLOPs@{args.size}", "depths", "widths", "linear", "min size"]
     lines = [
-        [r["variant"], f"{r['params']:,}", f"{r['gflops']:.2f}", r["depths"], r["widths"],
-         "yes" if r["linear"] else "no", str(r["min_size"])]
+        [
+            r["variant"],
+            f"{r['params']:,}",
+            f"{r['gflops']:.2f}",
+            r["depths"],
+            r["widths"],
+            "yes" if r["linear"] else "no",
+            str(r["min_size"]),
+        ]
         for r in rows
     ]
     if args.markdown:

@@ -16,6 +16,4 @@ def conv_kernel_initializer() -> keras.initializers.Initializer:
     Keras' fan_out of a (kh, kw, in, out) conv kernel and of a (kh, kw, C, 1) depthwise kernel is the
     reference's fan_out in both cases.
     """
-    return keras.initializers.VarianceScaling(
-        scale=2.0, mode="fan_out", distribution="untruncated_normal"
-    )
+    return keras.initializers.VarianceScaling(scale=2.0, mode="fan_out", distribution="untruncated_normal")
