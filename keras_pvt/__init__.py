@@ -1,7 +1,9 @@
 """keras-pvt: PVT-v2 (Pyramid Vision Transformer v2) for Keras 3."""
 
 from keras_pvt import layers
+from keras_pvt.checkpoints import from_checkpoint
 from keras_pvt.config import PVTV2Config
+from keras_pvt.imagenet import decode_predictions, preprocess_input
 from keras_pvt.model import (
     PVT_V2,
     PVTV2B0,
@@ -28,6 +30,9 @@ __all__ = [
     "PVTV2B2Li",
     "PVTV2Config",
     "__version__",
+    "decode_predictions",
+    "from_checkpoint",
     "get_config",
     "layers",
+    "preprocess_input",
 ]

@@ -14,6 +14,7 @@ from keras_pvt.presets import canonical_variant, get_config
 FIRST_STRIDE = 4
 LATER_PATCH_SIZE = 3
 LATER_STRIDE = 2
+IMAGENET_CLASSES = 1000
 
 
 def PVT_V2(
@@ -69,6 +70,11 @@ def PVT_V2(
     config = config.replace(**changes) if changes else config
     if pooling not in (None, "avg", "max"):
         raise ValueError(f"`pooling` must be None, 'avg' or 'max', got {pooling!r}.")
+    if weights == "imagenet" and config.num_classes not in (0, IMAGENET_CLASSES):
+        raise ValueError(
+            f"weights='imagenet' with include_top=True needs classes={IMAGENET_CLASSES}, got "
+            f"classes={config.num_classes}. Use include_top=False (and add your own head), or weights=None."
+        )
 
     inputs = _model_input(config, input_tensor, input_shape)
     x = inputs

@@ -1,0 +1,65 @@
+"""`keras-pvt convert`: a PyTorch PVT-v2 checkpoint -> Keras `.weights.h5` or `.keras` file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert a PyTorch PVT-v2 checkpoint (official, timm or HF naming) to Keras",
+        description=(
+            "Read CHECKPOINT (.safetensors, .pth/.pt/.bin [needs torch], .npz), detect its naming "
+            "scheme and architecture, and write Keras weights (.weights.h5) or a whole model "
+            "(.keras)."
+        ),
+    )
+    parser.add_argument("checkpoint", help="checkpoint file to convert")
+    parser.add_argument(
+        "--output", "-o", required=True, help="output file: NAME.weights.h5 or NAME.keras"
+    )
+    parser.add_argument(
+        "--variant", help="preset of the checkpoint (b0 ... b5, b2_li); default: inferred"
+    )
+    parser.add_argument(
+        "--config",
+        help="JSON file with a PVTV2Config dict, for architectures that are not presets",
+    )
+    parser.add_argument(
+        "--no-top", action="store_true", help="drop the classifier (backbone only)"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    output = str(args.output)
+    if not output.endswith((".weights.h5", ".keras")):
+        raise ValueError(
+            f"--output {output!r} must end with .weights.h5 (weights only) or .keras (weights and "
+            "architecture)."
+        )
+    if args.variant and args.config:
+        raise ValueError("Give --variant or --config, not both.")
+    config = None
+    if args.config:
+        with open(args.config, encoding="utf-8") as handle:
+            config = json.load(handle)
+
+    from keras_pvt.checkpoints import detect_scheme, from_checkpoint, read_state_dict
+
+    state = read_state_dict(args.checkpoint)
+    scheme, _ = detect_scheme(state)
+    model = from_checkpoint(
+        state, variant=args.variant, config=config, include_top=not args.no_top
+    )
+    if output.endswith(".keras"):
+        model.save(output)
+    else:
+        model.save_weights(output)
+    print(
+        f"converted {args.checkpoint} ({scheme} naming, {len(state)} tensors) -> {output}: "
+        f"{model.name}, {model.count_params():,} parameters"
+    )
+    return 0

@@ -1,0 +1,150 @@
+"""Public ImageNet-1k PVT-v2 checkpoints: where they live, their pinned sha256, and a cached fetch.
+
+The files are timm's safetensors releases of the official weights (`timm/pvt_v2_<variant>.in1k` on
+the Hugging Face Hub), so no torch is needed to convert them. They are fetched once with
+`keras.utils.get_file` into ``$KERAS_HOME/keras_pvt`` (default ``~/.keras/keras_pvt``; the
+``KERAS_PVT_CACHE_DIR`` environment variable replaces ``$KERAS_HOME``), verified
+against the pinned hash, and converted each time a model is built. Offline, `fetch` fails within
+`timeout` seconds with a `PretrainedWeightsUnavailableError` error telling how to use a local file; with
+``KERAS_PVT_OFFLINE=1`` it never touches the network and only uses the cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import os
+import socket
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+CACHE_SUBDIR = "keras_pvt"
+DEFAULT_TIMEOUT_S = 15.0
+OFFLINE_ENV = "KERAS_PVT_OFFLINE"
+CACHE_ENV = "KERAS_PVT_CACHE_DIR"
+_HUB = "https://huggingface.co/timm/pvt_v2_{}.in1k/resolve/main/model.safetensors"
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainedCheckpoint:
+    """A downloadable checkpoint: URL, sha256 of the file (None when not yet pinned), cache name."""
+
+    url: str
+    sha256: str | None
+    fname: str
+
+
+def _hub(variant: str, sha256: str | None) -> PretrainedCheckpoint:
+    return PretrainedCheckpoint(_HUB.format(variant), sha256, f"pvt_v2_{variant}.in1k.safetensors")
+
+
+# sha256 values are the Git LFS object ids the Hub publishes for these files. b3, b4 and b2_li are
+# not pinned yet: their download is accepted with a warning that prints the hash to check.
+IMAGENET: dict[str, PretrainedCheckpoint] = {
+    "b0": _hub("b0", "d0927f8c963fa7ae1ca6cd459449a076a954c561245ca6025103fceffd2df34c"),
+    "b1": _hub("b1", "0cb38d3df58e50bb591e99ded2a1a2a02bc807415e9bed4d4076428239112caa"),
+    "b2": _hub("b2", "0bff520d64b91bdbb35f2b5bff2b62d35a9d9c6d6a5056e683f1e7ce556d0e5e"),
+    "b2_li": _hub("b2_li", None),
+    "b3": _hub("b3", None),
+    "b4": _hub("b4", None),
+    "b5": _hub("b5", "070ea6f6e2b9c06fa8dc9ba943c04d5fb74df01f2cb328d95ae65c94c304176b"),
+}
+
+
+class PretrainedWeightsUnavailableError(OSError):
+    """The ImageNet checkpoint is neither cached nor downloadable right now."""
+
+
+def cache_path(variant: str, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where the checkpoint of `variant` is (or will be) cached."""
+    return _cache_root(cache_dir) / CACHE_SUBDIR / IMAGENET[variant].fname
+
+
+def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
+    import keras
+
+    root = cache_dir or os.environ.get(CACHE_ENV) or keras.config.keras_home()
+    return Path(os.path.expanduser(root))
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float) -> Iterator[None]:
+    """`urllib` has no timeout by default: a dead network could hang for minutes."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def fetch(
+    variant: str,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> Path:
+    """Local path of the ImageNet-1k checkpoint of `variant`, downloading it once if needed."""
+    if variant not in IMAGENET:
+        raise ValueError(
+            f"No ImageNet weights for variant {variant!r}; available: {sorted(IMAGENET)}."
+        )
+    entry = IMAGENET[variant]
+    target = cache_path(variant, cache_dir)
+    if target.is_file() and (entry.sha256 is None or sha256_of(target) == entry.sha256):
+        return target
+    if os.environ.get(OFFLINE_ENV, "").strip() not in ("", "0"):
+        raise PretrainedWeightsUnavailableError(_offline_help(variant, target, f"{OFFLINE_ENV} is set"))
+    import keras
+
+    # get_file silently falls back to /tmp/.keras when the cache folder does not exist yet.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with _socket_timeout(timeout):
+            path = keras.utils.get_file(
+                fname=entry.fname,
+                origin=entry.url,
+                file_hash=entry.sha256,
+                hash_algorithm="sha256",
+                cache_subdir=CACHE_SUBDIR,
+                cache_dir=os.fspath(_cache_root(cache_dir)),
+            )
+    except ValueError as error:  # get_file: downloaded but the hash does not match
+        target.unlink(missing_ok=True)  # never leave a file that fails verification in the cache
+        raise PretrainedWeightsUnavailableError(
+            f"The downloaded ImageNet checkpoint for pvt_v2_{variant} does not match its pinned "
+            f"sha256 {entry.sha256} ({error}). The download was corrupted or the file changed "
+            f"upstream; retry, or pass a checkpoint you trust as `weights=PATH`."
+        ) from error
+    except Exception as error:  # get_file wraps URL errors in a bare Exception
+        raise PretrainedWeightsUnavailableError(_offline_help(variant, target, str(error))) from error
+    if entry.sha256 is None:
+        warnings.warn(
+            f"keras-pvt has no pinned sha256 for the pvt_v2_{variant} ImageNet checkpoint; the file "
+            f"at {path} has sha256 {sha256_of(path)}. Compare it with the Git LFS id shown at "
+            f"{entry.url.replace('/resolve/', '/blob/')}.",
+            stacklevel=2,
+        )
+    return Path(path)
+
+
+def _offline_help(variant: str, target: Path, reason: str) -> str:
+    entry = IMAGENET[variant]
+    pinned = f" (sha256 {entry.sha256})" if entry.sha256 else ""
+    return (
+        f"Could not get the ImageNet weights of pvt_v2_{variant}: {reason}. To load them without "
+        f"network access, download {entry.url}{pinned} on a connected machine, then either pass "
+        f"the file as `weights='/path/to/model.safetensors'` (the official `.pth` release and "
+        f"Keras `.weights.h5` files work too) or copy it to {target}. Use `weights=None` for "
+        f"random initialisation."
+    )
