@@ -1,0 +1,205 @@
+"""`keras-pvt export`: a Keras model or a preset -> verified SavedModel or TFLite file + JSON report.
+
+    keras-pvt export model.keras --format saved_model --output DIR
+    keras-pvt export --variant b0 --weights W --format tflite --quantize int8 \\
+        --representative DIR --output m.tflite
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+FORMATS = ("saved_model", "tflite")
+QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")  # == keras_pvt.export.QUANTIZE_MODES
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+EXIT_VERIFICATION_FAILED = 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="export a model as a verified SavedModel or TFLite file",
+        description="Export a Keras model file or a preset to SavedModel or TFLite (builtin ops "
+        "only), verify it against the Keras model and write a JSON report next to the output.",
+    )
+    source = parser.add_argument_group("model (a .keras file, or a preset)")
+    source.add_argument("model", nargs="?", help="a saved Keras model (.keras)")
+    source.add_argument("--variant", help="preset to build instead (b0 ... b5, b2_li)")
+    source.add_argument("--weights", help="with --variant: 'imagenet' or a checkpoint path")
+    source.add_argument("--classes", type=int, help="with --variant: classifier width")
+    source.add_argument(
+        "--features-only", action="store_true", help="with --variant: export the 4 stage maps"
+    )
+    out = parser.add_argument_group("export")
+    out.add_argument("--format", choices=FORMATS, default="tflite", help="default: tflite")
+    out.add_argument("--output", required=True, help="output .tflite file or SavedModel folder")
+    out.add_argument("--quantize", choices=QUANTIZE_MODES, default="none", help="TFLite only")
+    out.add_argument(
+        "--representative",
+        help="calibration images for int8: a folder of images or tfds:NAME:SPLIT",
+    )
+    out.add_argument("--data-dir", help="tensorflow-datasets folder for tfds: sources")
+    out.add_argument("--num-calibration", type=int, default=32, help="calibration images used")
+    out.add_argument("--int8-io", action="store_true", help="int8 input/output tensors (int8)")
+    out.add_argument("--strict-int8", action="store_true", help="fail if an op cannot run in int8 (int8)")
+    out.add_argument("--image-size", help="fix the input size: SIZE or HxW (default: dynamic)")
+    out.add_argument("--batch-size", type=int, help="fix the batch (default: dynamic)")
+    out.add_argument(
+        "--fixed-shape",
+        action="store_true",
+        help="batch 1 and a fixed size (--image-size, else the model's nominal size): lets "
+        "XNNPACK take the whole graph",
+    )
+    check = parser.add_argument_group("verification")
+    check.add_argument("--verify-images", help="folder or tfds:NAME:SPLIT (default: random)")
+    check.add_argument("--num-verify", type=int, default=4, help="images compared (default 4)")
+    check.add_argument("--threads", type=int, default=2, help="interpreter threads (default 2)")
+    check.add_argument("--runs", type=int, default=10, help="timed runs for the median latency")
+    check.add_argument("--tolerance", type=float, help="max abs difference allowed")
+    check.add_argument("--min-top1", type=float, help="minimum top-1 agreement (0-1)")
+    parser.set_defaults(func=run)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Every argument problem that needs no model or TensorFlow, before anything is written."""
+    if (args.model is None) == (args.variant is None):
+        raise ValueError("give either a model file (positional MODEL) or --variant, not both.")
+    if args.model is not None:
+        path = Path(args.model)
+        if not path.exists():
+            raise FileNotFoundError(f"model file {args.model!r} does not exist.")
+        if path.is_dir() or path.suffix.lower() not in KERAS_SUFFIXES:
+            raise ValueError(
+                f"{args.model!r} is not a Keras model file: expected a .keras (or .h5) file saved "
+                "with model.save(); for a preset use --variant."
+            )
+        for flag in ("weights", "classes"):
+            if getattr(args, flag) is not None:
+                raise ValueError(f"--{flag} only applies with --variant, not to a model file.")
+        if args.features_only:
+            raise ValueError("--features-only only applies with --variant, not to a model file.")
+    if args.format == "saved_model" and (
+        args.quantize != "none" or args.int8_io or args.strict_int8 or args.representative
+    ):
+        raise ValueError("quantization options apply to --format tflite only.")
+    for flag in ("num_calibration", "num_verify", "threads", "runs", "batch_size"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be a positive integer, got {value}.")
+    if args.fixed_shape and args.batch_size not in (None, 1):
+        raise ValueError("--fixed-shape means batch 1; drop --batch-size or --fixed-shape.")
+    if args.strict_int8 and args.quantize != "int8":
+        raise ValueError("--strict-int8 needs --quantize int8.")
+    output = Path(args.output)
+    if not (output.parent if str(output.parent) else Path(".")).is_dir():
+        raise FileNotFoundError(f"output folder {str(output.parent)!r} does not exist.")
+    from keras_pvt.export.tflite import check_quantize
+
+    if args.format == "tflite":
+        check_quantize(args.quantize, args.representative, args.int8_io)
+
+
+def load_model(args: argparse.Namespace) -> Any:
+    """The model to export: the .keras file, or the preset built with --weights."""
+    import keras
+
+    import keras_pvt  # registers the layers for deserialisation
+
+    if args.variant is not None:
+        return keras_pvt.PVT_V2(
+            args.variant,
+            weights=args.weights,
+            classes=args.classes,
+            features_only=args.features_only,
+        )
+    try:
+        return keras.saving.load_model(args.model, compile=False)
+    except Exception as error:  # Keras raises many types for a corrupt/foreign file
+        raise ValueError(
+            f"cannot load {args.model!r} as a Keras model ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''})."
+        ) from error
+
+
+def nominal_size(model: Any, args: argparse.Namespace) -> tuple[int, int] | None:
+    """The size for --fixed-shape: --image-size, else the model's built or nominal size."""
+    from keras_pvt.export import parse_image_size
+
+    size = parse_image_size(args.image_size)
+    if size is not None or not args.fixed_shape:
+        return size
+    height, width = model.inputs[0].shape[1:3]
+    if height is not None and width is not None:
+        return int(height), int(width)
+    if args.variant is not None:
+        from keras_pvt.presets import get_config
+
+        return parse_image_size(get_config(args.variant).img_size)
+    return 224, 224
+
+
+def run(args: argparse.Namespace) -> int:
+    check_args(args)
+    from keras_pvt import export
+
+    if args.variant is not None and args.weights is None:
+        print("note: --variant without --weights exports randomly initialised weights.")
+    model = load_model(args)
+    size = nominal_size(model, args)
+    batch = 1 if args.fixed_shape else args.batch_size
+    try:
+        report, details = _export(args, model, size, batch, export)
+    except export.VerificationError as error:
+        print(export.format_report(error.report))
+        print(f"keras-pvt export: verification failed, nothing written: {error}", file=sys.stderr)
+        return EXIT_VERIFICATION_FAILED
+    print(export.format_report(report))
+    json_path = export.write_report_json(details, export.report_path(args.output))
+    print(f"wrote {args.output} and {json_path}")
+    return 0
+
+
+def _verify_images(args: argparse.Namespace, size: Any, export: Any) -> Any:
+    if args.verify_images is None:
+        return None
+    return export.load_images(
+        args.verify_images, image_size=size, limit=args.num_verify, data_dir=args.data_dir
+    )
+
+
+def _export(args: argparse.Namespace, model: Any, size: Any, batch: Any, export: Any) -> Any:
+    images = _verify_images(args, size, export)
+    if args.format == "tflite":
+        result = export.convert_to_tflite(
+            model,
+            args.output,
+            quantize=args.quantize,
+            representative_data=args.representative,
+            data_dir=args.data_dir,
+            num_calibration=args.num_calibration,
+            image_size=size,
+            batch_size=batch,
+            int8_io=args.int8_io,
+            strict_int8=args.strict_int8,
+            verify_images=images,
+            threads=args.threads,
+            runs=args.runs,
+            tolerance="auto" if args.tolerance is None else args.tolerance,
+            min_top1=args.min_top1,
+        )
+        return result.verification, result
+    report = export.export_and_verify_saved_model(
+        model,
+        args.output,
+        images,
+        image_size=size,
+        batch_size=batch,
+        num_images=args.num_verify,
+        runs=args.runs,
+        min_top1=args.min_top1,
+        **({} if args.tolerance is None else {"tolerance": args.tolerance}),
+    )
+    return report, report

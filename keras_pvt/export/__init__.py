@@ -1,0 +1,55 @@
+"""Deployment exports of keras-pvt models: SavedModel and TFLite (LiteRT), verified, builtins only.
+
+Public API (stable):
+    export_saved_model(model, path, *, image_size=None, batch_size=None) -> str
+    export_and_verify_saved_model(model, path, images=None, *, image_size, batch_size, ...)
+        -> VerificationReport
+    verify_saved_model(path, model, images, *, runs, tolerance, min_top1) -> VerificationReport
+    convert_to_tflite(model, output_path, *, quantize="none"|"float16"|"dynamic"|"int8",
+                      representative_data=None, image_size=None, batch_size=None, int8_io=False,
+                      verify=True, threads=2, ...) -> ConversionResult (with .verification)
+    verify_tflite(tflite_path, model, images, *, threads=2, runs=10, ...) -> VerificationReport
+    load_images(source, *, image_size, limit, preprocess) -> float32 NHWC array
+    format_report(report) -> str; write_report_json(report, path); report_path(output) -> Path
+
+TensorFlow is imported lazily; the TFLite interpreter comes from `ai-edge-litert` (extra `export`).
+"""
+
+from keras_pvt.export.errors import ExportError, UnsupportedOpsError, VerificationError
+from keras_pvt.export.images import load_images, parse_image_size
+from keras_pvt.export.report import format_report, report_path, write_report_json
+from keras_pvt.export.saved_model import (
+    SIGNATURE_KEY,
+    export_and_verify_saved_model,
+    export_saved_model,
+)
+from keras_pvt.export.tflite import QUANTIZE_MODES, ConversionResult, convert_to_tflite
+from keras_pvt.export.verify import (
+    TFLiteRunner,
+    VerificationReport,
+    op_histogram,
+    verify_saved_model,
+    verify_tflite,
+)
+
+__all__ = [
+    "QUANTIZE_MODES",
+    "SIGNATURE_KEY",
+    "ConversionResult",
+    "ExportError",
+    "TFLiteRunner",
+    "UnsupportedOpsError",
+    "VerificationError",
+    "VerificationReport",
+    "convert_to_tflite",
+    "export_and_verify_saved_model",
+    "export_saved_model",
+    "format_report",
+    "load_images",
+    "op_histogram",
+    "parse_image_size",
+    "report_path",
+    "verify_saved_model",
+    "verify_tflite",
+    "write_report_json",
+]

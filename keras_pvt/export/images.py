@@ -1,0 +1,212 @@
+"""Image sources for calibration and verification: arrays, image folders, tf.data / tfds splits.
+
+Every source becomes a float32 NHWC array of model-ready images. Raw pixels (uint8 arrays, image
+files, uint8 dataset elements) go through `preprocess` (ImageNet mean/std normalisation by default);
+float arrays and float dataset elements are taken as already preprocessed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from keras_pvt.imagenet import preprocess_input
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+TFDS_PREFIX = "tfds:"
+DEFAULT_IMAGE_SIZE = (224, 224)
+
+Preprocess = Callable[[np.ndarray], np.ndarray]
+
+
+def load_images(
+    source: Any,
+    *,
+    image_size: tuple[int, int] | None = None,
+    limit: int | None = None,
+    preprocess: Preprocess | None = None,
+    data_dir: str | None = None,
+) -> np.ndarray:
+    """Model-ready float32 images (N, H, W, C) from `source`.
+
+    Args:
+        source: an array (N, H, W, C) or (H, W, C); a folder of .jpg/.png/.bmp/.gif files (searched
+            recursively, sorted); a ``tf.data.Dataset`` yielding images, ``(image, label)`` pairs or
+            dicts with an ``"image"`` key (batched or not); or ``"tfds:NAME:SPLIT"`` for a tfds split
+            already prepared on this machine (never downloaded).
+        image_size: (height, width) to resize to; None keeps array sizes and uses 224x224 for files.
+        limit: take at most this many images.
+        preprocess: applied to raw pixels; default `keras_pvt.preprocess_input`.
+        data_dir: tensorflow-datasets folder for a ``tfds:`` source (default: tfds' own).
+    """
+    preprocess = preprocess or preprocess_input
+    if limit is not None and limit < 1:
+        raise ValueError(f"The number of images must be positive, got {limit}.")
+    if isinstance(source, (str, os.PathLike)):
+        text = os.fspath(source)
+        if text.startswith(TFDS_PREFIX):
+            return _from_dataset(_tfds_split(text, data_dir), image_size, limit, preprocess)
+        return _from_folder(Path(text), image_size or DEFAULT_IMAGE_SIZE, limit, preprocess)
+    if isinstance(source, np.ndarray) or _is_array_like(source):
+        return _from_array(np.asarray(source), image_size, limit, preprocess)
+    if _is_dataset(source):
+        return _from_dataset(source, image_size, limit, preprocess)
+    raise TypeError(
+        "Images must be an array (N, H, W, C), a folder path, a tf.data.Dataset or 'tfds:NAME:SPLIT'; "
+        f"got {type(source).__name__}."
+    )
+
+
+def random_images(count: int, image_size: tuple[int, int], channels: int = 3, seed: int = 0) -> np.ndarray:
+    """Deterministic standard-normal images: the stand-in for preprocessed photos."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((count, *image_size, channels)).astype(np.float32)
+
+
+def _is_array_like(source: Any) -> bool:
+    return hasattr(source, "__array__") and not _is_dataset(source)
+
+
+def _is_dataset(source: Any) -> bool:
+    try:
+        import tensorflow as tf
+    except ImportError:  # pragma: no cover - TensorFlow is a core dependency
+        return False
+    return isinstance(source, tf.data.Dataset)
+
+
+def _finish(images: np.ndarray, image_size: tuple[int, int] | None, preprocess: Preprocess) -> Any:
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4:
+        raise ValueError(f"Images must be (N, H, W, C) or (H, W, C); got shape {images.shape}.")
+    raw = images.dtype == np.uint8
+    if image_size is not None and tuple(images.shape[1:3]) != tuple(image_size):
+        images = _resize_keep_dtype(images, image_size)
+    images = preprocess(images) if raw else images.astype(np.float32)
+    if not np.all(np.isfinite(images)):
+        raise ValueError("The images contain NaN or Inf values.")
+    return images
+
+
+def _from_array(images: np.ndarray, image_size: Any, limit: int | None, preprocess: Preprocess) -> np.ndarray:
+    if images.size == 0:
+        raise ValueError("The image array is empty.")
+    if images.dtype != np.uint8 and not np.issubdtype(images.dtype, np.floating):
+        raise ValueError(f"Images must be uint8 pixels or float32 model inputs, got {images.dtype}.")
+    images = images[None] if images.ndim == 3 else images
+    return _finish(images[:limit] if limit else images, image_size, preprocess)
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Image files under `folder` (recursive, sorted)."""
+    if not folder.exists():
+        raise FileNotFoundError(f"Image folder {str(folder)!r} does not exist.")
+    if not folder.is_dir():
+        raise ValueError(
+            f"{str(folder)!r} is not a folder: give a folder of .jpg/.png images or 'tfds:NAME:SPLIT'."
+        )
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(
+            f"No images ({', '.join(IMAGE_SUFFIXES)}) found under {str(folder)!r}; "
+            "representative data needs at least one."
+        )
+    return files
+
+
+def _from_folder(
+    folder: Path, image_size: tuple[int, int], limit: int | None, preprocess: Preprocess
+) -> np.ndarray:
+    import tensorflow as tf
+
+    batch = []
+    for path in image_files(folder)[:limit]:
+        try:
+            image = tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False)
+        except tf.errors.OpError as error:
+            raise ValueError(f"Cannot decode image {str(path)!r}: {error.message}") from error
+        batch.append(tf.image.resize(tf.cast(image, tf.float32), image_size).numpy())
+    pixels = np.clip(np.round(np.stack(batch)), 0, 255).astype(np.uint8)
+    return _finish(pixels, None, preprocess)
+
+
+def _tfds_split(spec: str, data_dir: str | None = None) -> Any:
+    """``"tfds:NAME:SPLIT"`` -> the prepared split as a dataset; fails fast if not on disk."""
+    parts = spec[len(TFDS_PREFIX) :].split(":")
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(
+            f"{spec!r}: a tfds source is written 'tfds:NAME:SPLIT', e.g. 'tfds:imagenette/160px:"
+            "validation[:64]'."
+        )
+    import tensorflow_datasets as tfds
+
+    with contextlib.suppress(ImportError):  # registers the embedded offline `keras_pvt_shapes`
+        importlib.import_module("keras_pvt.data")
+    name, split = parts
+    try:
+        return tfds.load(name, split=split, data_dir=data_dir, download=False, shuffle_files=False)
+    except Exception as error:  # tfds raises several unrelated types for "not prepared"
+        raise ValueError(
+            f"tfds split {name}:{split} is not available offline ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}). Prepare it first "
+            "(`tfds build`, or set TFDS_DATA_DIR); export never downloads."
+        ) from error
+
+
+def _element_image(element: Any) -> Any:
+    if isinstance(element, dict):
+        if "image" not in element:
+            raise ValueError(f"Dataset elements are dicts without an 'image' key: {sorted(element)}.")
+        return element["image"]
+    if isinstance(element, (tuple, list)):
+        return element[0]
+    return element
+
+
+def _from_dataset(dataset: Any, image_size: Any, limit: int | None, preprocess: Preprocess) -> np.ndarray:
+    chunks: list[np.ndarray] = []
+    count = 0
+    for element in dataset:
+        image = np.asarray(_element_image(element))
+        image = image[None] if image.ndim == 3 else image
+        target = image_size or (chunks[0].shape[1:3] if chunks else None)
+        if target is not None and tuple(image.shape[1:3]) != tuple(target):
+            image = _resize_keep_dtype(image, target)
+        chunks.append(image)
+        count += len(image)
+        if limit is not None and count >= limit:
+            break
+    if not chunks:
+        raise ValueError("The dataset is empty: representative data needs at least one image.")
+    return _finish(np.concatenate(chunks)[:limit], None, preprocess)
+
+
+def _resize_keep_dtype(images: np.ndarray, size: Any) -> np.ndarray:
+    import tensorflow as tf
+
+    resized = tf.image.resize(images.astype(np.float32), tuple(size)).numpy()
+    if images.dtype == np.uint8:
+        return np.clip(np.round(resized), 0, 255).astype(np.uint8)
+    return resized.astype(images.dtype)
+
+
+def parse_image_size(text: str | Sequence[int] | int | None) -> tuple[int, int] | None:
+    """``"224"``, ``"192x256"``, an int or a pair -> (height, width); None stays None."""
+    if text is None:
+        return None
+    if isinstance(text, str):
+        try:
+            parts = [int(p) for p in text.lower().replace(",", "x").split("x")]
+        except ValueError:
+            raise ValueError(f"Image size {text!r} must be 'SIZE' or 'HEIGHTxWIDTH'.") from None
+        text = parts[0] if len(parts) == 1 else parts
+    from keras_pvt.export.saved_model import image_size_pair
+
+    return image_size_pair(text)

@@ -1,0 +1,83 @@
+"""Console and JSON forms of a verification report."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+TOP_OPS_SHOWN = 12
+
+
+def report_path(output: str | os.PathLike) -> Path:
+    """Where the JSON report of `output` goes: ``m.tflite`` -> ``m.report.json`` (same folder)."""
+    path = Path(os.fspath(output).rstrip("/\\"))
+    stem = path.stem if path.suffix else path.name
+    return path.with_name(f"{stem}.report.json")
+
+
+def write_report_json(report: Any, path: str | os.PathLike) -> Path:
+    """Write `report` (anything with `to_dict()`, or a dict) as indented JSON; returns the path."""
+    data = report.to_dict() if hasattr(report, "to_dict") else dict(report)
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.partial")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
+    os.replace(tmp, target)
+    return target
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return os.fspath(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _size(num_bytes: int) -> str:
+    return f"{num_bytes / 2**20:.2f} MiB" if num_bytes >= 2**20 else f"{num_bytes / 1024:.1f} KiB"
+
+
+def format_report(report: Any) -> str:
+    """Human-readable multi-line summary of a `VerificationReport`."""
+    shape = "x".join("?" if d is None else str(d) for d in report.input_shape)
+    lines = [
+        f"{report.format} {report.path}" + (f" [{report.quantize}]" if report.quantize else ""),
+        f"  status            {'OK' if report.ok else 'FAILED'}",
+        f"  size              {_size(report.size_bytes)} ({report.size_bytes:,} bytes)",
+        f"  input             {shape} {report.input_dtype}",
+        f"  outputs           {', '.join(report.output_names)}",
+        f"  samples           {report.sample_shape[0]} images of "
+        f"{report.sample_shape[1]}x{report.sample_shape[2]}",
+    ]
+    for name, value in report.max_abs_diff.items():
+        lines.append(
+            f"  max|diff| {name:<8} {value:.3g} (mean {report.mean_abs_diff[name]:.3g})"
+            + (f", tolerance {report.tolerance:g}" if report.tolerance is not None else "")
+        )
+    if report.top1_agreement is not None:
+        lines.append(f"  top-1 agreement   {100 * report.top1_agreement:.1f}%")
+    threads = f", {report.threads} threads" if report.threads else ""
+    latency_shape = "x".join(map(str, report.latency_input_shape))
+    lines.append(
+        f"  latency           {report.latency_ms_median:.2f} ms median of {report.latency_runs} "
+        f"runs ({latency_shape}{threads})"
+    )
+    if report.op_histogram:
+        total = sum(report.op_histogram.values())
+        shown = list(report.op_histogram.items())[:TOP_OPS_SHOWN]
+        rest = total - sum(count for _, count in shown)
+        ops = ", ".join(f"{name} {count}" for name, count in shown)
+        lines.append(f"  ops ({total})         {ops}" + (f", other {rest}" if rest else ""))
+        if report.quantize == "int8":
+            floats = ", ".join(f"{k} {v}" for k, v in report.float_ops.items()) or "none"
+            lines.append(f"  float ops         {floats}")
+        if report.delegate_partitions is not None:
+            lines.append(
+                f"  XNNPACK           {report.delegate_partitions} delegated partition(s)"
+                + (" covering the whole graph" if report.delegated_whole_graph else "")
+            )
+    for failure in report.failures:
+        lines.append(f"  FAILURE: {failure}")
+    return "\n".join(lines)

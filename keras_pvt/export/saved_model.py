@@ -1,0 +1,146 @@
+"""Keras model -> TensorFlow SavedModel with a `serving_default` signature and named outputs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from keras_pvt.export._files import staged_output
+
+SIGNATURE_KEY = "serving_default"
+INPUT_NAME = "images"
+SAVED_MODEL_TOLERANCE = 1e-4  # same TF graph: any larger difference means a broken export
+
+
+def image_size_pair(image_size: int | Sequence[int] | None) -> tuple[int, int] | None:
+    """`None`, an int side or (height, width) -> (height, width) or None; validated."""
+    if image_size is None:
+        return None
+    if isinstance(image_size, int) and not isinstance(image_size, bool):
+        image_size = (image_size, image_size)
+    size = tuple(image_size)
+    if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
+        raise ValueError(f"`image_size` must be a positive int or (height, width), got {image_size!r}.")
+    return size  # type: ignore[return-value]
+
+
+def input_spec(
+    model: Any, image_size: int | Sequence[int] | None = None, batch_size: int | None = None
+) -> Any:
+    """The float32 NHWC `tf.TensorSpec` of the serving signature (None = dynamic dimension)."""
+    import tensorflow as tf
+
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"`batch_size` must be None (dynamic) or a positive int, got {batch_size!r}.")
+    shape = tuple(model.inputs[0].shape) if getattr(model, "inputs", None) else (None, None, None, 3)
+    if len(shape) != 4:
+        raise ValueError(f"Export expects a model with one NHWC image input; its input is {shape}.")
+    height, width, channels = shape[1:]
+    size = image_size_pair(image_size)
+    if size is not None:
+        for axis, built, asked in (("height", height, size[0]), ("width", width, size[1])):
+            if built is not None and built != asked:
+                raise ValueError(
+                    f"The model was built for input {axis} {built}, but `image_size` asks for "
+                    f"{asked}; rebuild the model with input_shape=(None, None, {channels}) or "
+                    "export at its own size."
+                )
+        height, width = size
+    return tf.TensorSpec((batch_size, height, width, channels), tf.float32, name=INPUT_NAME)
+
+
+def output_names(model: Any) -> list[str]:
+    """Names of the model's outputs in the exported signature (dict keys or output layer names)."""
+    structure = getattr(model, "_outputs_struct", None)
+    if isinstance(structure, Mapping):
+        return list(structure)
+    names = list(getattr(model, "output_names", []) or [])
+    return names or [f"output_{i}" for i in range(len(model.outputs))]
+
+
+def serving_function(model: Any) -> Any:
+    """`images -> {name: tensor}`: the model in inference mode, outputs always keyed by name."""
+    names = output_names(model)
+
+    def serve(images: Any) -> dict[str, Any]:
+        outputs = model(images, training=False)
+        if isinstance(outputs, Mapping):
+            return {name: outputs[name] for name in names}
+        if isinstance(outputs, (list, tuple)):
+            return dict(zip(names, outputs))
+        return {names[0]: outputs}
+
+    return serve
+
+
+def export_saved_model(
+    model: Any,
+    path: str | os.PathLike,
+    *,
+    image_size: int | Sequence[int] | None = None,
+    batch_size: int | None = None,
+) -> str:
+    """Write `model` as a SavedModel folder at `path` and return the path.
+
+    The `serving_default` signature takes float32 NHWC ``images`` and returns a dict of named outputs
+    (``predictions`` for a classifier, ``stage1`` ... ``stage4`` for a `features_only` model).
+
+    Args:
+        model: a Keras model with one NHWC image input (any keras-pvt builder output).
+        path: output folder; replaced only once the new export is complete.
+        image_size: None keeps height and width dynamic; an int or (height, width) fixes them.
+        batch_size: None keeps the batch dynamic; an int fixes it (e.g. 1 for edge runtimes).
+
+    The folder loads with plain ``tf.saved_model.load`` (no keras-pvt import needed).
+    """
+    spec = input_spec(model, image_size, batch_size)
+    with staged_output(path, directory=True) as stage:
+        _write(model, stage, spec)
+    return os.fspath(path)
+
+
+def export_and_verify_saved_model(
+    model: Any,
+    path: str | os.PathLike,
+    images: Any = None,
+    *,
+    image_size: int | Sequence[int] | None = None,
+    batch_size: int | None = None,
+    num_images: int = 4,
+    runs: int = 10,
+    tolerance: float | None = SAVED_MODEL_TOLERANCE,
+    min_top1: float | None = None,
+) -> Any:
+    """`export_saved_model`, then `verify_saved_model` before the folder appears at `path`.
+
+    `images` are model-ready float32 images (default: `num_images` seeded random images at
+    `image_size`, 224x224 when dynamic). Returns the `VerificationReport`; a failed verification
+    raises `VerificationError` and leaves nothing at `path`.
+    """
+    from keras_pvt.export.errors import VerificationError
+    from keras_pvt.export.images import DEFAULT_IMAGE_SIZE, random_images
+    from keras_pvt.export.verify import verify_saved_model
+
+    spec = input_spec(model, image_size, batch_size)
+    if images is None:
+        size = tuple(spec.shape[1:3]) if None not in spec.shape[1:3] else DEFAULT_IMAGE_SIZE
+        images = random_images(max(num_images, batch_size or 1), size, spec.shape[3])
+    with staged_output(path, directory=True) as stage:
+        _write(model, stage, spec)
+        report = verify_saved_model(stage, model, images, runs=runs, tolerance=tolerance, min_top1=min_top1)
+        report.path = os.fspath(path)
+        if not report.ok:
+            raise VerificationError(
+                report, "Verification of the SavedModel failed: " + " ".join(report.failures)
+            )
+    return report
+
+
+def _write(model: Any, folder: Any, spec: Any) -> None:
+    import keras
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(SIGNATURE_KEY, serving_function(model), input_signature=[spec])
+    archive.write_out(str(folder), verbose=False)

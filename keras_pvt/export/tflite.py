@@ -1,0 +1,293 @@
+"""Keras model -> `.tflite` (LiteRT) with TFLite builtin ops only, optionally quantised, verified.
+
+The conversion goes Keras -> SavedModel (`keras.export.ExportArchive`) -> `from_saved_model`:
+`from_concrete_functions` on a Keras 3 model can leave variables uninitialised (VAR_HANDLE ops, a
+tiny file, NaN outputs). Unlike Keras' own litert export, SELECT_TF_OPS (Flex) is never enabled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from keras_pvt.export._files import staged_output
+from keras_pvt.export.errors import ExportError, UnsupportedOpsError, VerificationError
+from keras_pvt.export.images import DEFAULT_IMAGE_SIZE, load_images, random_images
+from keras_pvt.export.saved_model import export_saved_model, image_size_pair, input_spec
+from keras_pvt.export.verify import DEFAULT_RUNS, VerificationReport, verify_tflite
+
+QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
+# Absolute max-difference tolerance checked by the automatic verification; None = report only.
+DEFAULT_TOLERANCE: dict[str, float | None] = {
+    "none": 1e-3,
+    "float16": None,
+    "dynamic": None,
+    "int8": None,
+}
+DEFAULT_CALIBRATION_IMAGES = 32
+DEFAULT_VERIFY_IMAGES = 4
+_TF_OP = re.compile(r"\btf\.([A-Z][A-Za-z0-9_]*)")
+_FLEX_OP = re.compile(r"\bFlex([A-Z][A-Za-z0-9_]*)")
+
+
+@dataclasses.dataclass
+class ConversionResult:
+    """A written `.tflite` file and how it was made; `verification` is None if skipped."""
+
+    path: str
+    quantize: str
+    size_bytes: int
+    input_shape: list[int | None]
+    int8_io: bool
+    calibration_images: int
+    conversion_seconds: float
+    verification: VerificationReport | None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["verification"] = self.verification.to_dict() if self.verification else None
+        return out
+
+
+def check_quantize(quantize: str, representative_data: Any, int8_io: bool = False) -> None:
+    """Fail fast (before any work) on an unknown mode or int8 without calibration images."""
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(
+            f"Unknown quantization mode {quantize!r}; choose one of {', '.join(QUANTIZE_MODES)}."
+        )
+    if quantize == "int8" and representative_data is None:
+        raise ValueError(
+            "int8 quantization needs representative data to calibrate activation ranges: pass "
+            "images (an array, a folder of images or 'tfds:NAME:SPLIT'), e.g. --representative DIR."
+        )
+    if int8_io and quantize != "int8":
+        raise ValueError("int8 input/output needs quantize='int8' (full integer quantization).")
+
+
+def representative_dataset(images: np.ndarray, batch_size: int | None = None) -> Callable[[], Any]:
+    """The converter's calibration generator: one model-ready batch per step."""
+    batch = batch_size or 1
+    if len(images) < batch:
+        raise ValueError(f"Need at least {batch} calibration images for batch {batch}.")
+
+    def generate() -> Iterator[list[np.ndarray]]:
+        for start in range(0, len(images) - batch + 1, batch):
+            yield [images[start : start + batch].astype(np.float32)]
+
+    return generate
+
+
+def unsupported_ops(message: str) -> list[str]:
+    """TensorFlow op names that a converter error message says have no builtin kernel."""
+    names = set(_TF_OP.findall(message)) | set(_FLEX_OP.findall(message))
+    return sorted(names)
+
+
+def _converter(
+    saved_model_dir: str,
+    quantize: str,
+    calibration: np.ndarray | None,
+    batch_size: int | None,
+    int8_io: bool,
+    strict_int8: bool,
+) -> Any:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=["serving_default"])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantize == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative_dataset(calibration, batch_size)
+        converter.target_spec.supported_ops = (
+            [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            if strict_int8
+            else [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+        )
+        if int8_io:
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+    return converter
+
+
+def _convert(converter: Any, quantize: str, strict_int8: bool) -> bytes:
+    try:
+        return converter.convert()
+    except Exception as error:  # ConverterError and friends; re-raised with the op names
+        message = str(error)
+        ops = unsupported_ops(message)
+        if ops:
+            kind = "full-integer int8 kernels" if strict_int8 else "TFLite builtin kernels"
+            raise UnsupportedOpsError(
+                ops,
+                f"Conversion ({quantize}) failed: no {kind} for TensorFlow op(s) "
+                f"{', '.join(ops)}. keras-pvt converts with builtin ops only (no Flex/SELECT_TF_OPS): "
+                "replace the layer that emits them with builtin-expressible ops"
+                + (", or allow float fallback (strict_int8=False)." if strict_int8 else "."),
+            ) from error
+        first = next((line for line in message.splitlines() if line.strip()), repr(error))
+        raise ExportError(f"TFLite conversion ({quantize}) failed: {first}") from error
+
+
+def _check_all_int8(flatbuffer: bytes) -> None:
+    """Strict int8: the converter may still leave ops without int8 kernels in float; refuse them."""
+    from keras_pvt.export.verify import analyze_ops
+
+    floats = {k: v for k, v in analyze_ops(flatbuffer)[1].items() if k != "DEQUANTIZE"}
+    if floats:
+        listed = ", ".join(f"{name} x{count}" for name, count in floats.items())
+        raise UnsupportedOpsError(
+            sorted(floats),
+            f"Strict int8 conversion left op(s) in float: {listed}. These TFLite ops have no int8 "
+            "kernel here; rewrite the layers that emit them or drop strict_int8 (--strict-int8) to "
+            "accept float fallback.",
+        )
+
+
+def convert_to_tflite(
+    model: Any,
+    output_path: str | os.PathLike,
+    *,
+    quantize: str = "none",
+    representative_data: Any = None,
+    num_calibration: int = DEFAULT_CALIBRATION_IMAGES,
+    image_size: int | Sequence[int] | None = None,
+    batch_size: int | None = None,
+    int8_io: bool = False,
+    strict_int8: bool = False,
+    preprocess: Callable[[np.ndarray], np.ndarray] | None = None,
+    data_dir: str | None = None,
+    verify: bool = True,
+    verify_images: Any = None,
+    threads: int | None = 2,
+    runs: int = DEFAULT_RUNS,
+    tolerance: float | str | None = "auto",
+    min_top1: float | None = None,
+) -> ConversionResult:
+    """Convert `model` to a builtin-ops-only `.tflite` at `output_path`, then verify it.
+
+    Args:
+        model: a Keras model with one NHWC image input.
+        output_path: the `.tflite` file; written only if conversion and verification succeed.
+        quantize: "none" (float32), "float16" (float16 weights), "dynamic" (int8 weights, float
+            activations) or "int8" (full integer, calibrated on `representative_data`).
+        representative_data: calibration images for int8: an array, a folder, a tf.data.Dataset or
+            "tfds:NAME:SPLIT" (see `load_images`); first `num_calibration` images are used.
+        image_size: None keeps height/width dynamic (resize inputs with `resize_tensor_input`); an
+            int or (height, width) fixes them. With ``batch_size=1`` the whole graph is static, which
+            lets XNNPACK delegate every node.
+        batch_size: None = dynamic batch.
+        int8_io: with "int8", make the input and output tensors int8 (else float32 with
+            quantize/dequantize ops inside).
+        strict_int8: with "int8", fail if any op has no int8 kernel instead of leaving it in float.
+        preprocess: raw-pixel preprocessing for folders/uint8 data (default ImageNet mean/std).
+        data_dir: tensorflow-datasets folder for "tfds:" sources.
+        verify: run the file with LiteRT on `verify_images` and compare with `model`; a failure
+            (non-finite outputs, or max abs diff above `tolerance`) raises `VerificationError` and
+            leaves nothing at `output_path`.
+        verify_images: images for verification; default: up to 4 calibration images, else seeded
+            random images at `image_size` (224x224 when dynamic).
+        threads, runs: interpreter threads and timed runs for the latency in the report.
+        tolerance: "auto" (1e-3 for "none", report-only for quantised modes), None, or a float.
+        min_top1: if set, verification fails below this top-1 agreement.
+    """
+    check_quantize(quantize, representative_data, int8_io)
+    size = image_size_pair(image_size)
+    spec = input_spec(model, size, batch_size)
+    if tolerance == "auto":
+        tolerance = DEFAULT_TOLERANCE[quantize]
+    data_size = size or _built_size(spec)
+
+    calibration = None
+    if quantize == "int8":
+        calibration = load_images(
+            representative_data,
+            image_size=data_size,
+            limit=num_calibration,
+            preprocess=preprocess,
+            data_dir=data_dir,
+        )
+    samples = _verification_images(verify_images, calibration, data_size, spec, preprocess, verify, data_dir)
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="keras-pvt-export-") as workdir:
+        saved_model = str(Path(workdir) / "saved_model")
+        export_saved_model(model, saved_model, image_size=size, batch_size=batch_size)
+        converter = _converter(saved_model, quantize, calibration, batch_size, int8_io, strict_int8)
+        flatbuffer = _convert(converter, quantize, strict_int8)
+    if strict_int8:
+        _check_all_int8(flatbuffer)
+    seconds = time.perf_counter() - start
+
+    with staged_output(output_path, directory=False) as stage:
+        stage.write_bytes(flatbuffer)
+        report = None
+        if verify:
+            report = verify_tflite(
+                stage,
+                model,
+                samples,
+                threads=threads,
+                runs=runs,
+                tolerance=tolerance,
+                min_top1=min_top1,
+                quantize=quantize,
+            )
+            report.path = os.fspath(output_path)
+            if not report.ok:
+                raise VerificationError(
+                    report,
+                    f"Verification of the {quantize} TFLite file failed: " + " ".join(report.failures),
+                )
+    return ConversionResult(
+        path=os.fspath(output_path),
+        quantize=quantize,
+        size_bytes=len(flatbuffer),
+        input_shape=list(spec.shape),
+        int8_io=int8_io,
+        calibration_images=0 if calibration is None else len(calibration),
+        conversion_seconds=seconds,
+        verification=report,
+    )
+
+
+def _built_size(spec: Any) -> tuple[int, int] | None:
+    height, width = spec.shape[1], spec.shape[2]
+    return (height, width) if height is not None and width is not None else None
+
+
+def _verification_images(
+    verify_images: Any,
+    calibration: np.ndarray | None,
+    size: tuple[int, int] | None,
+    spec: Any,
+    preprocess: Any,
+    verify: bool,
+    data_dir: str | None = None,
+) -> np.ndarray | None:
+    if not verify:
+        return None
+    batch = spec.shape[0] or 1
+    if verify_images is not None:
+        images = load_images(verify_images, image_size=size, preprocess=preprocess, data_dir=data_dir)
+    elif calibration is not None:
+        images = calibration[: max(DEFAULT_VERIFY_IMAGES, batch)]
+    else:
+        count = max(DEFAULT_VERIFY_IMAGES, batch)
+        images = random_images(count, size or DEFAULT_IMAGE_SIZE, spec.shape[3])
+    usable = len(images) - len(images) % batch
+    if usable < 1:
+        raise ValueError(f"Verification needs at least {batch} images for the fixed batch {batch}.")
+    return images[:usable]

@@ -1,0 +1,379 @@
+"""Run an exported model next to the Keras model and measure how far apart they are.
+
+The TFLite file runs in the LiteRT interpreter (`ai_edge_litert.interpreter`, the `export` extra);
+the SavedModel through plain `tf.saved_model.load`. Non-finite outputs are always a failure: they are
+the signature of a broken conversion (e.g. uninitialised variables left as VAR_HANDLE ops).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from keras_pvt.export._files import size_on_disk
+from keras_pvt.export.saved_model import SIGNATURE_KEY, serving_function
+
+DEFAULT_RUNS = 10
+WARMUP_RUNS = 2
+
+
+@dataclasses.dataclass
+class VerificationReport:
+    """What verification measured; `ok` is False when any entry of `failures` was recorded."""
+
+    path: str
+    format: str
+    size_bytes: int
+    input_shape: list[int | None]
+    input_dtype: str
+    sample_shape: list[int]
+    output_names: list[str]
+    max_abs_diff: dict[str, float]
+    mean_abs_diff: dict[str, float]
+    top1_agreement: float | None
+    latency_ms_median: float
+    latency_runs: int
+    threads: int | None
+    latency_input_shape: list[int]
+    tolerance: float | None = None
+    op_histogram: dict[str, int] = dataclasses.field(default_factory=dict)
+    float_ops: dict[str, int] = dataclasses.field(default_factory=dict)
+    delegate_partitions: int | None = None
+    delegated_whole_graph: bool | None = None
+    quantize: str | None = None
+    failures: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def max_abs_diff_overall(self) -> float:
+        return max(self.max_abs_diff.values()) if self.max_abs_diff else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **dataclasses.asdict(self),
+            "ok": self.ok,
+            "max_abs_diff_overall": self.max_abs_diff_overall,
+        }
+
+
+# ---------------------------------------------------------------------------------- comparison
+def keras_outputs(model: Any, images: np.ndarray) -> dict[str, np.ndarray]:
+    """The Keras model's outputs (inference mode) as ``{name: array}``, as the exports name them."""
+    outputs = serving_function(model)(images)
+    return {name: np.asarray(value, dtype=np.float32) for name, value in outputs.items()}
+
+
+def compare(
+    reference: Mapping[str, np.ndarray], exported: Mapping[str, np.ndarray]
+) -> tuple[dict[str, float], dict[str, float], float | None, list[str]]:
+    """Per-output max / mean abs difference, top-1 agreement of class scores, and failures."""
+    failures: list[str] = []
+    if len(reference) == 1 and len(exported) == 1:  # a lone output may be unnamed ("output_0")
+        exported = {next(iter(reference)): next(iter(exported.values()))}
+    missing = sorted(set(reference) - set(exported))
+    if missing:
+        failures.append(f"outputs {missing} are missing from the export (it has {sorted(exported)}).")
+    max_diff, mean_diff, agreements = {}, {}, []
+    for name in reference:
+        if name not in exported:
+            continue
+        ref, out = reference[name], np.asarray(exported[name], np.float32)
+        if ref.shape != out.shape:
+            failures.append(f"output {name!r} has shape {out.shape}, the Keras model {ref.shape}.")
+            continue
+        if not np.all(np.isfinite(ref)):
+            failures.append(f"the Keras model itself gives non-finite values in {name!r}.")
+        if not np.all(np.isfinite(out)):
+            failures.append(
+                f"output {name!r} has non-finite values (NaN/Inf): the exported file is broken "
+                "(e.g. variables left uninitialised as VAR_HANDLE ops)."
+            )
+        diff = np.abs(ref.astype(np.float64) - out.astype(np.float64))
+        max_diff[name] = float(np.nan_to_num(diff, nan=np.inf).max())
+        mean_diff[name] = float(np.nan_to_num(diff, nan=np.inf).mean())
+        if ref.ndim == 2 and ref.shape[1] > 1:
+            agreements.append(float(np.mean(ref.argmax(-1) == out.argmax(-1))))
+    top1 = float(np.mean(agreements)) if agreements else None
+    return max_diff, mean_diff, top1, failures
+
+
+def _median_ms(call: Callable[[], Any], runs: int) -> float:
+    if runs < 1:
+        raise ValueError(f"`runs` must be at least 1, got {runs}.")
+    for _ in range(WARMUP_RUNS):
+        call()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1000.0)
+    return float(statistics.median(times))
+
+
+def _check_tolerance(report: VerificationReport, min_top1: float | None) -> None:
+    tol = report.tolerance
+    if tol is not None:
+        for name, value in report.max_abs_diff.items():
+            if not value <= tol:
+                report.failures.append(
+                    f"output {name!r}: max abs difference {value:.3g} exceeds the tolerance {tol:g}."
+                )
+    top1 = report.top1_agreement
+    if min_top1 is not None and top1 is not None and top1 < min_top1:
+        report.failures.append(f"top-1 agreement {top1:.3f} is below the required {min_top1:.3f}.")
+
+
+# ---------------------------------------------------------------------------------- TFLite
+def _interpreter(source: str | bytes, threads: int | None, delegates: bool = True) -> Any:
+    try:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    except ImportError as error:
+        raise ImportError(
+            "Verifying a TFLite file needs the LiteRT interpreter: pip install 'keras-pvt[export]' "
+            "(package ai-edge-litert)."
+        ) from error
+    kwargs: dict[str, Any] = {"num_threads": threads}
+    if not delegates:
+        kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    if isinstance(source, bytes):
+        return Interpreter(model_content=source, **kwargs)
+    if not os.path.isfile(source):
+        raise FileNotFoundError(f"TFLite file {source!r} does not exist.")
+    return Interpreter(model_path=os.fspath(source), **kwargs)
+
+
+def op_histogram(tflite: str | bytes) -> dict[str, int]:
+    """Count of each operator in the file's graph (before any delegate takes nodes), most first."""
+    return analyze_ops(tflite)[0]
+
+
+def analyze_ops(tflite: str | bytes) -> tuple[dict[str, int], dict[str, int]]:
+    """(all ops, ops computing in float) of the file's graph, each as ``{name: count}``.
+
+    An op computes in float when one of its results is float32/float16; in an int8 file these
+    are the ops left unquantised (plus the QUANTIZE/DEQUANTIZE pairs around them).
+    """
+    interpreter = _interpreter(tflite, threads=1, delegates=False)
+    ops = interpreter._get_ops_details()
+    counts = collections.Counter(op["op_name"] for op in ops)
+    floats = collections.Counter(
+        op["op_name"]
+        for op in ops
+        if op["op_name"] != "QUANTIZE"
+        and any(np.dtype(t) in (np.float32, np.float16) for t in op.get("result_types", []))
+    )
+    return dict(counts.most_common()), dict(floats.most_common())
+
+
+class TFLiteRunner:
+    """Named-tensor access to a `.tflite` file's `serving_default` signature.
+
+    Inputs are resized with `resize_tensor_input` when the file has dynamic dimensions, int8/uint8
+    inputs and outputs are (de)quantised, and a fixed batch is fed in chunks.
+    """
+
+    def __init__(self, tflite: str | bytes, threads: int | None = None) -> None:
+        self.interpreter = _interpreter(tflite, threads)
+        signatures = self.interpreter.get_signature_list()
+        if SIGNATURE_KEY in signatures:
+            runner = self.interpreter.get_signature_runner(SIGNATURE_KEY)
+            self.input = next(iter(runner.get_input_details().values()))
+            self.outputs = dict(runner.get_output_details())
+        else:
+            self.input = self.interpreter.get_input_details()[0]
+            self.outputs = {d["name"]: d for d in self.interpreter.get_output_details()}
+        self.signature = [int(d) for d in self.input["shape_signature"]]
+        self._shape: list[int] | None = None
+
+    @property
+    def input_shape(self) -> list[int | None]:
+        return [d if d > 0 else None for d in self.signature]
+
+    def _prepare(self, shape: tuple[int, ...]) -> None:
+        for dim, want, axis in zip(self.signature, shape, ("batch", "height", "width", "channels")):
+            if dim > 0 and dim != want:
+                raise ValueError(
+                    f"The TFLite input has fixed {axis} {dim} but the images have {want}; export "
+                    "with dynamic shapes or pass images of the exported size."
+                )
+        if self._shape != list(shape):
+            index = self.input["index"]
+            if any(d <= 0 for d in self.signature):
+                self.interpreter.resize_tensor_input(index, list(shape), strict=True)
+            self.interpreter.allocate_tensors()
+            self._shape = list(shape)
+
+    def _feed(self, images: np.ndarray) -> None:
+        detail = self.input
+        if detail["dtype"] in (np.int8, np.uint8):
+            scale, zero = detail["quantization"]
+            info = np.iinfo(detail["dtype"])
+            images = np.clip(np.round(images / scale) + zero, info.min, info.max)
+        self.interpreter.set_tensor(detail["index"], images.astype(detail["dtype"]))
+
+    def _fetch(self) -> dict[str, np.ndarray]:
+        out = {}
+        for name, detail in self.outputs.items():
+            value = self.interpreter.get_tensor(detail["index"])
+            if detail["dtype"] in (np.int8, np.uint8):
+                scale, zero = detail["quantization"]
+                value = (value.astype(np.float32) - zero) * scale
+            out[name] = value.astype(np.float32)
+        return out
+
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        images = np.asarray(images, np.float32)
+        batch = self.signature[0] if self.signature[0] > 0 else len(images)
+        if len(images) % batch:
+            raise ValueError(f"{len(images)} images do not split into the fixed batch {batch}.")
+        chunks = []
+        for start in range(0, len(images), batch):
+            self._prepare(images[start : start + batch].shape)
+            self._feed(images[start : start + batch])
+            self.interpreter.invoke()
+            chunks.append(self._fetch())
+        return {name: np.concatenate([c[name] for c in chunks]) for name in self.outputs}
+
+    def latency_ms(self, image: np.ndarray, runs: int) -> float:
+        """Median wall time of one `invoke` on `image` (batch 1 unless the file fixes more)."""
+        batch = max(self.signature[0], 1)
+        sample = np.repeat(np.asarray(image, np.float32)[None], batch, axis=0)
+        self._prepare(sample.shape)
+        self._feed(sample)
+        return _median_ms(self.interpreter.invoke, runs)
+
+    def delegation(self) -> tuple[int, bool]:
+        """(partitions handed to the default delegate (XNNPACK on CPU), whether one partition
+        runs the whole graph: it reads the model input and writes every model output)."""
+        nodes = [op for op in self.interpreter._get_ops_details() if op["op_name"] == "DELEGATE"]
+        outputs = {int(d["index"]) for d in self.outputs.values()}
+        whole = len(nodes) == 1 and (
+            int(self.input["index"]) in set(nodes[0]["inputs"].tolist())
+            and outputs <= set(nodes[0]["outputs"].tolist())
+        )
+        return len(nodes), whole
+
+
+def verify_tflite(
+    tflite_path: str | os.PathLike,
+    model: Any,
+    images: np.ndarray,
+    *,
+    threads: int | None = 2,
+    runs: int = DEFAULT_RUNS,
+    tolerance: float | None = None,
+    min_top1: float | None = None,
+    quantize: str | None = None,
+) -> VerificationReport:
+    """Run `tflite_path` with LiteRT on `images` and compare it with `model`.
+
+    Args:
+        tflite_path: the converted file.
+        model: the Keras model it came from.
+        images: float32 model-ready images (N, H, W, C) (see `keras_pvt.export.load_images`).
+        threads: interpreter threads for the run and the latency measurement.
+        runs: timed invocations (batch 1) for the median latency, after warm-up runs.
+        tolerance: if set, a max abs difference above it is a failure.
+        min_top1: if set, a top-1 agreement below it is a failure.
+        quantize: recorded in the report.
+
+    Returns the `VerificationReport`; it lists non-finite outputs, missing outputs and tolerance
+    breaches in `failures` (check `report.ok`), it does not raise for them.
+    """
+    path = os.fspath(tflite_path)
+    images = np.asarray(images, np.float32)
+    runner = TFLiteRunner(path, threads)
+    exported = runner(images)
+    reference = keras_outputs(model, images)
+    max_diff, mean_diff, top1, failures = compare(reference, exported)
+    latency = runner.latency_ms(images[0], runs)
+    partitions, whole = runner.delegation()
+    histogram, float_ops = analyze_ops(path)
+    if "VAR_HANDLE" in histogram:
+        failures.append(
+            f"the graph holds {histogram['VAR_HANDLE']} VAR_HANDLE ops: the weights were not frozen "
+            "into the file (convert through a SavedModel, not from_concrete_functions)."
+        )
+    report = VerificationReport(
+        path=path,
+        format="tflite",
+        size_bytes=size_on_disk(path),
+        input_shape=runner.input_shape,
+        input_dtype=np.dtype(runner.input["dtype"]).name,
+        sample_shape=list(images.shape),
+        output_names=list(exported),
+        max_abs_diff=max_diff,
+        mean_abs_diff=mean_diff,
+        top1_agreement=top1,
+        latency_ms_median=latency,
+        latency_runs=runs,
+        threads=threads,
+        latency_input_shape=list(runner._shape or []),
+        tolerance=tolerance,
+        op_histogram=histogram,
+        float_ops=float_ops,
+        delegate_partitions=partitions,
+        delegated_whole_graph=whole,
+        quantize=quantize,
+        failures=failures,
+    )
+    _check_tolerance(report, min_top1)
+    return report
+
+
+# ---------------------------------------------------------------------------------- SavedModel
+def verify_saved_model(
+    path: str | os.PathLike,
+    model: Any,
+    images: np.ndarray,
+    *,
+    runs: int = DEFAULT_RUNS,
+    tolerance: float | None = None,
+    min_top1: float | None = None,
+) -> VerificationReport:
+    """Load `path` with ``tf.saved_model.load`` and compare its `serving_default` with `model`."""
+    import tensorflow as tf
+
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"SavedModel folder {path!r} does not exist.")
+    serve = tf.saved_model.load(path).signatures[SIGNATURE_KEY]
+    spec = next(iter(serve.structured_input_signature[1].values()))
+    fixed_batch = spec.shape[0]
+    images = np.asarray(images, np.float32)
+    batch = fixed_batch or len(images)
+    chunks = [serve(images=tf.constant(images[i : i + batch])) for i in range(0, len(images), batch)]
+    exported = {k: np.concatenate([np.asarray(c[k]) for c in chunks]) for k in chunks[0]}
+    reference = keras_outputs(model, images)
+    max_diff, mean_diff, top1, failures = compare(reference, exported)
+    single = tf.constant(np.repeat(images[:1], fixed_batch or 1, axis=0))
+    report = VerificationReport(
+        path=path,
+        format="saved_model",
+        size_bytes=size_on_disk(path),
+        input_shape=list(spec.shape.as_list()),
+        input_dtype=spec.dtype.name,
+        sample_shape=list(images.shape),
+        output_names=list(exported),
+        max_abs_diff=max_diff,
+        mean_abs_diff=mean_diff,
+        top1_agreement=top1,
+        latency_ms_median=_median_ms(lambda: serve(images=single), runs),
+        latency_runs=runs,
+        threads=None,
+        latency_input_shape=list(single.shape),
+        tolerance=tolerance,
+        failures=failures,
+    )
+    _check_tolerance(report, min_top1)
+    return report
