@@ -18,6 +18,15 @@ from keras_pvt.presets import PRESETS, get_config
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # `keras_pvt.train` is imported lazily so that `import keras_pvt` does not load tensorflow-datasets.
+    if name == "train":
+        from keras_pvt.training import train
+
+        return train
+    raise AttributeError(f"module 'keras_pvt' has no attribute {name!r}")
+
 __all__ = [
     "PRESETS",
     "PVTV2B0",
@@ -35,4 +44,5 @@ __all__ = [
     "get_config",
     "layers",
     "preprocess_input",
+    "train",
 ]

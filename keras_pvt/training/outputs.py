@@ -1,0 +1,71 @@
+"""Run outputs: reading `history.csv`, plotting the training curves, the run summary file."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from typing import Any
+
+
+def read_history(path: str) -> dict[str, list[float]]:
+    """`history.csv` (written by `keras.callbacks.CSVLogger`) as ``{column: [value per epoch]}``."""
+    if not os.path.exists(path):
+        return {}
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    columns: dict[str, list[float]] = {}
+    for row in rows:
+        for key, value in row.items():
+            columns.setdefault(key, []).append(_number(value))
+    return columns
+
+
+def best_value(history: dict[str, list[float]], monitor: str, mode: str = "max") -> float | None:
+    """Best finite value of `monitor` so far, or None when there is none."""
+    values = [v for v in history.get(monitor, []) if math.isfinite(v)]
+    if not values:
+        return None
+    return max(values) if mode == "max" else min(values)
+
+
+def plot_history(history: dict[str, list[float]], path: str) -> str | None:
+    """Loss and accuracy curves (train and validation) to a PNG; None if matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: skipping the training-curve plot (pip install matplotlib).")
+        return None
+    epochs = [int(e) + 1 for e in history.get("epoch", [])]
+    if not epochs:
+        return None
+    panels = [name for name in ("loss", "accuracy") if name in history]
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for axis, name in zip(axes[0], panels):
+        axis.plot(epochs, history[name], marker="o", label=f"train {name}")
+        if f"val_{name}" in history:
+            axis.plot(epochs, history[f"val_{name}"], marker="o", label=f"validation {name}")
+        axis.set_xlabel("epoch")
+        axis.set_title(name)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def write_json(path: str, values: dict[str, Any]) -> None:
+    with open(path, "w") as handle:
+        json.dump(values, handle, indent=2, sort_keys=True)
+
+
+def _number(value: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
