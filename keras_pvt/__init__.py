@@ -4,6 +4,7 @@ from keras_pvt import layers
 from keras_pvt.checkpoints import from_checkpoint
 from keras_pvt.config import PVTV2Config
 from keras_pvt.imagenet import decode_predictions, preprocess_input
+from keras_pvt.inference import compile_inference
 from keras_pvt.model import (
     PVT_V2,
     PVTV2B0,
@@ -39,6 +40,7 @@ __all__ = [
     "PVTV2B2Li",
     "PVTV2Config",
     "__version__",
+    "compile_inference",
     "decode_predictions",
     "from_checkpoint",
     "get_config",

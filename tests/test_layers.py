@@ -13,6 +13,7 @@ from keras_pvt.layers import (
     AdaptiveAveragePooling2D,
     ConvMlp,
     DropPath,
+    LayerNorm,
     OverlapPatchEmbed,
     PVTBlock,
     PVTStage,
@@ -178,3 +179,18 @@ def test_block_and_stage_norms_use_eps_1e6():
     assert stage.norm.epsilon == 1e-6
     assert stage.blocks[0].norm1.epsilon == 1e-6 and stage.blocks[0].norm2.epsilon == 1e-6
     assert stage.patch_embed.norm.epsilon == 1e-5
+
+
+def test_layer_norm_equals_keras_layer_normalization(rng):
+    x = (rng.standard_normal((2, 5, 7, 16)) * 4 + 2).astype("float32")
+    gamma, beta = rng.standard_normal(16).astype("float32"), rng.standard_normal(16).astype("float32")
+    ours, theirs = LayerNorm(epsilon=1e-6), keras.layers.LayerNormalization(epsilon=1e-6)
+    for layer in (ours, theirs):
+        layer.build(x.shape)
+        layer.set_weights([gamma, beta])
+    np.testing.assert_allclose(ours(x), theirs(x), rtol=1e-5, atol=1e-6)
+    half = LayerNorm(epsilon=1e-5, dtype="mixed_bfloat16")
+    half.build(x.shape)
+    assert half(x).dtype == "bfloat16"
+    with pytest.raises(ValueError, match="last axis"):
+        LayerNorm(axis=1)

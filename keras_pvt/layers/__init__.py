@@ -4,6 +4,7 @@ from keras_pvt.layers.attention import SpatialReductionAttention
 from keras_pvt.layers.block import PVTBlock, PVTStage
 from keras_pvt.layers.drop_path import DropPath
 from keras_pvt.layers.mlp import ConvMlp
+from keras_pvt.layers.norm import LayerNorm
 from keras_pvt.layers.patch_embed import OverlapPatchEmbed
 from keras_pvt.layers.pooling import AdaptiveAveragePooling2D, adaptive_pool_matrix
 
@@ -11,6 +12,7 @@ __all__ = [
     "AdaptiveAveragePooling2D",
     "ConvMlp",
     "DropPath",
+    "LayerNorm",
     "OverlapPatchEmbed",
     "PVTBlock",
     "PVTStage",

@@ -8,7 +8,9 @@ from typing import Any
 import keras
 from keras import ops
 
+from keras_pvt.layers import fusion
 from keras_pvt.layers.initializers import conv_kernel_initializer, dense_kernel_initializer
+from keras_pvt.layers.norm import LayerNorm
 from keras_pvt.layers.pooling import AdaptiveAveragePooling2D
 
 REDUCTION_NORM_EPSILON = 1e-5
@@ -69,7 +71,7 @@ class SpatialReductionAttention(keras.layers.Layer):
         elif sr_ratio > 1:
             self.sr = keras.layers.Conv2D(dim, sr_ratio, strides=sr_ratio, name="sr", **conv)
         if self.sr is not None:
-            self.norm = keras.layers.LayerNormalization(epsilon=REDUCTION_NORM_EPSILON, name="norm")
+            self.norm = LayerNorm(epsilon=REDUCTION_NORM_EPSILON, name="norm")
 
     @property
     def reduces(self) -> bool:
@@ -84,28 +86,42 @@ class SpatialReductionAttention(keras.layers.Layer):
             self.sr.build(channels_last)
             self.norm.build(channels_last)
 
-    def reduce(self, x: Any) -> Any:
+    def reduce(self, x: Any, training: bool | None = None) -> Any:
         """The key/value source: the input, spatially reduced when this layer reduces."""
+        if self.sr is None:
+            return x
         if self.linear:
-            return ops.gelu(self.norm(self.sr(self.pool(x))), approximate=False)
-        if self.sr is not None:
-            return self.norm(self.sr(x))
-        return x
+            x = self.pool(x)
+        if fusion.active(training):
+            kernel = ops.cast(self.sr.kernel, x.dtype)
+            x = ops.conv(x, kernel, strides=self.sr.strides, padding="valid")
+            if self.linear:
+                return fusion.layer_norm_gelu(self.norm, x, self.sr.bias)
+            return fusion.layer_norm(self.norm, x, self.sr.bias)
+        x = self.norm(self.sr(x))
+        return ops.gelu(x, approximate=False) if self.linear else x
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         _, height, width, _ = ops.shape(inputs)
         heads, head_dim = self.num_heads, self.head_dim
-
-        q = self.q(inputs) * ops.cast(self.scale, self.compute_dtype)
-        q = ops.reshape(q, (-1, height * width, heads, head_dim))
-        q = ops.transpose(q, (0, 2, 1, 3))  # (B, heads, N, head_dim)
-
-        kv = self.kv(self.reduce(inputs))
+        fused = fusion.active(training)
+        dense = (lambda layer, x: fusion.dense(layer, x)) if fused else (lambda layer, x: layer(x))
+        q = dense(self.q, inputs) * ops.cast(self.scale, self.compute_dtype)
+        kv = dense(self.kv, self.reduce(inputs, training=training))
         keys, values = ops.split(kv, 2, axis=-1)
-        keys = ops.reshape(keys, (-1, ops.shape(kv)[1] * ops.shape(kv)[2], heads, head_dim))
-        values = ops.reshape(values, ops.shape(keys))
-        keys = ops.transpose(keys, (0, 2, 3, 1))  # (B, heads, head_dim, M)
-        values = ops.transpose(values, (0, 2, 1, 3))  # (B, heads, M, head_dim)
+        tokens = ops.shape(kv)[1] * ops.shape(kv)[2]
+        if heads == 1:
+            # One head: plain batched matmuls on (B, tokens, C), no head transposes.
+            q = ops.reshape(q, (-1, height * width, head_dim))
+            keys = ops.transpose(ops.reshape(keys, (-1, tokens, head_dim)), (0, 2, 1))
+            values = ops.reshape(values, (-1, tokens, head_dim))
+        else:
+            q = ops.reshape(q, (-1, height * width, heads, head_dim))
+            q = ops.transpose(q, (0, 2, 1, 3))  # (B, heads, N, head_dim)
+            keys = ops.reshape(keys, (-1, tokens, heads, head_dim))
+            values = ops.reshape(values, (-1, tokens, heads, head_dim))
+            keys = ops.transpose(keys, (0, 2, 3, 1))  # (B, heads, head_dim, M)
+            values = ops.transpose(values, (0, 2, 1, 3))  # (B, heads, M, head_dim)
 
         scores = ops.cast(ops.matmul(q, keys), "float32")  # softmax in float32 under mixed precision
         with warnings.catch_warnings():
@@ -114,9 +130,12 @@ class SpatialReductionAttention(keras.layers.Layer):
             weights = ops.softmax(scores, axis=-1)
         weights = self.attn_drop(ops.cast(weights, self.compute_dtype), training=training)
 
-        out = ops.matmul(weights, values)  # (B, heads, N, head_dim)
-        out = ops.transpose(out, (0, 2, 1, 3))
+        out = ops.matmul(weights, values)
+        if heads > 1:
+            out = ops.transpose(out, (0, 2, 1, 3))  # (B, N, heads, head_dim)
         out = ops.reshape(out, (-1, height, width, self.dim))
+        if fused:
+            return fusion.dense(self.proj, out)
         return self.proj_drop(self.proj(out), training=training)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:

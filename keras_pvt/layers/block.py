@@ -6,9 +6,11 @@ from typing import Any
 
 import keras
 
+from keras_pvt.layers import fusion
 from keras_pvt.layers.attention import SpatialReductionAttention
 from keras_pvt.layers.drop_path import DropPath
 from keras_pvt.layers.mlp import ConvMlp
+from keras_pvt.layers.norm import LayerNorm
 from keras_pvt.layers.patch_embed import OverlapPatchEmbed
 
 BLOCK_NORM_EPSILON = 1e-6
@@ -44,7 +46,7 @@ class PVTBlock(keras.layers.Layer):
         self.attn_drop_rate = attn_drop
         self.drop_path_rate = drop_path
 
-        self.norm1 = keras.layers.LayerNormalization(epsilon=BLOCK_NORM_EPSILON, name="norm1")
+        self.norm1 = LayerNorm(epsilon=BLOCK_NORM_EPSILON, name="norm1")
         self.attn = SpatialReductionAttention(
             dim,
             num_heads,
@@ -57,7 +59,7 @@ class PVTBlock(keras.layers.Layer):
             name="attn",
         )
         self.drop_path = DropPath(drop_path, name="drop_path")
-        self.norm2 = keras.layers.LayerNormalization(epsilon=BLOCK_NORM_EPSILON, name="norm2")
+        self.norm2 = LayerNorm(epsilon=BLOCK_NORM_EPSILON, name="norm2")
         self.mlp = ConvMlp(int(dim * mlp_ratio), dim, linear=linear, drop=drop, name="mlp")
 
     def build(self, input_shape: tuple) -> None:
@@ -65,6 +67,9 @@ class PVTBlock(keras.layers.Layer):
             layer.build(input_shape)
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
+        if fusion.active(training):
+            x, h = fusion.add_norm(self.norm2, inputs, self.attn(fusion.layer_norm(self.norm1, inputs)))
+            return x + self.mlp(h)
         x = inputs + self.drop_path(self.attn(self.norm1(inputs), training=training), training=training)
         return x + self.drop_path(self.mlp(self.norm2(x), training=training), training=training)
 
@@ -146,7 +151,7 @@ class PVTStage(keras.layers.Layer):
             )
             for j, rate in enumerate(self.drop_path_rates)
         ]
-        self.norm = keras.layers.LayerNormalization(epsilon=BLOCK_NORM_EPSILON, name="norm")
+        self.norm = LayerNorm(epsilon=BLOCK_NORM_EPSILON, name="norm")
 
     def build(self, input_shape: tuple) -> None:
         self.patch_embed.build(input_shape)
@@ -159,6 +164,8 @@ class PVTStage(keras.layers.Layer):
         x = self.patch_embed(inputs)
         for block in self.blocks:
             x = block(x, training=training)
+        if fusion.active(training):
+            return fusion.layer_norm(self.norm, x)
         return self.norm(x)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:

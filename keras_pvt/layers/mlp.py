@@ -7,6 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from keras_pvt.layers import fusion
 from keras_pvt.layers.initializers import conv_kernel_initializer, dense_kernel_initializer
 
 
@@ -46,9 +47,19 @@ class ConvMlp(keras.layers.Layer):
         self.fc2.build(hidden_shape)
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
+        if fusion.active(training):
+            x = fusion.dense(self.fc1, inputs)
+            if self.linear:
+                x = ops.relu(x)
+            kernel = ops.cast(self.dwconv.kernel, x.dtype)
+            x = ops.depthwise_conv(x, kernel, strides=1, padding="same")
+            return fusion.dense(self.fc2, fusion.bias_gelu(x, self.dwconv.bias))
         x = self.fc1(inputs)
         if self.linear:
             x = ops.relu(x)
+        if fusion.xla_depthwise() and not training:
+            x = fusion.shifted_depthwise_conv(x, self.dwconv.kernel, self.dwconv.bias)
+            return self.fc2(ops.gelu(x, approximate=False))
         x = ops.gelu(self.dwconv(x), approximate=False)
         x = self.drop(x, training=training)
         return self.drop(self.fc2(x), training=training)

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+from keras import ops
 
+from keras_pvt.layers import fusion
 from keras_pvt.layers.initializers import conv_kernel_initializer
+from keras_pvt.layers.norm import LayerNorm
 
 PATCH_EMBED_NORM_EPSILON = 1e-5
 
@@ -33,7 +36,7 @@ class OverlapPatchEmbed(keras.layers.Layer):
             kernel_initializer=conv_kernel_initializer(),
             name="proj",
         )
-        self.norm = keras.layers.LayerNormalization(epsilon=PATCH_EMBED_NORM_EPSILON, name="norm")
+        self.norm = LayerNorm(epsilon=PATCH_EMBED_NORM_EPSILON, name="norm")
 
     def build(self, input_shape: tuple) -> None:
         padded = self.pad.compute_output_shape(input_shape)
@@ -41,6 +44,10 @@ class OverlapPatchEmbed(keras.layers.Layer):
         self.norm.build(self.proj.compute_output_shape(padded))
 
     def call(self, inputs: Any) -> Any:
+        if fusion.active():
+            kernel = ops.cast(self.proj.kernel, inputs.dtype)
+            x = ops.conv(self.pad(inputs), kernel, strides=self.stride, padding="valid")
+            return fusion.layer_norm(self.norm, x, self.proj.bias)
         return self.norm(self.proj(self.pad(inputs)))
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:

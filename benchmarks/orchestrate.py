@@ -1,0 +1,161 @@
+"""Run implementations side by side: one worker process per contestant, alternating run by run."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+WORKERS = {"keras_pvt": "worker_keras_pvt.py", "timm": "worker_timm.py", "kecam": "worker_kecam.py"}
+PREFIX = "@@ "
+
+
+def interpreters(peers: Path) -> dict[str, Path]:
+    """Python executable per implementation; peers whose venv is missing are left out."""
+    found = {"keras_pvt": Path(sys.executable)}
+    for impl in ("timm", "kecam"):
+        python = peers / impl / "bin" / "python"
+        if python.exists():
+            found[impl] = python
+    return found
+
+
+@dataclass
+class Contestant:
+    """One column of a comparison: an implementation, its worker task and a display label."""
+
+    label: str
+    impl: str
+    task: dict[str, Any]
+
+
+class Worker:
+    """A worker process speaking `worker_protocol`."""
+
+    def __init__(self, python: Path, contestant: Contestant, log_dir: Path) -> None:
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+        if contestant.impl == "kecam":
+            env["TF_USE_LEGACY_KERAS"] = "1"
+        env.pop("PYTHONPATH", None)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log = open(log_dir / f"{contestant.label}.log", "ab")  # noqa: SIM115 (closed in quit)
+        self.process = subprocess.Popen(
+            [str(python), str(HERE / WORKERS[contestant.impl]), json.dumps(contestant.task)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=env, text=True,
+        )
+        self.hello = self.receive()
+
+    def receive(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.startswith(PREFIX):
+                return json.loads(line[len(PREFIX):])
+        raise RuntimeError(f"worker exited (code {self.process.wait()}); see {self.log.name}")
+
+    def request(self, command: dict[str, Any]) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+        return self.receive()
+
+    def quit(self) -> dict[str, Any]:
+        try:
+            return self.request({"cmd": "quit"})
+        finally:
+            self.process.wait(timeout=60)
+            self.log.close()
+
+
+@dataclass
+class Cell:
+    """Timings of one contestant at one parameter set, pooled over rounds."""
+
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    round_medians: list[float] = field(default_factory=list)
+    prepare_s: float = 0.0
+    error: str | None = None
+
+    def summary(self, per_call: int = 1) -> dict[str, Any]:
+        if not self.wall:
+            return {"error": self.error or "no timings"}
+        median = statistics.median(self.wall)
+        return {
+            "median_s": median, "min_s": min(self.wall), "max_s": max(self.wall),
+            "per_s": per_call / median, "per_s_min": per_call / max(self.wall),
+            "per_s_max": per_call / min(self.wall), "cpu_median_s": statistics.median(self.cpu),
+            "round_medians_s": self.round_medians, "samples": len(self.wall),
+            "prepare_s": self.prepare_s, "error": self.error,
+        }
+
+
+def compare(
+    contestants: list[Contestant],
+    params_list: list[dict[str, Any]],
+    rounds: int,
+    iters: int | dict[str, int],
+    pythons: dict[str, Path],
+    log_dir: Path,
+) -> dict[str, Any]:
+    """Time every contestant at every params, alternating contestants run by run.
+
+    `iters` may map a params key (its JSON) to a count. Workers start one after another (never two
+    loading at once); each round rotates the order so no contestant always runs first.
+    Returns {"cells": {params_key: {label: summary}}, "workers": {label: hello + peak memory}}.
+    """
+    present = [c for c in contestants if c.impl in pythons]
+    workers: dict[str, Worker] = {}
+    info: dict[str, Any] = {c.label: {"skipped": f"{c.impl} not installed"}
+                            for c in contestants if c.impl not in pythons}
+    try:
+        for contestant in present:
+            try:
+                workers[contestant.label] = Worker(pythons[contestant.impl], contestant, log_dir)
+            except RuntimeError as error:
+                info[contestant.label] = {"error": str(error)}
+        cells: dict[str, dict[str, Any]] = {}
+        for params in params_list:
+            key = json.dumps(params, sort_keys=True)
+            count = iters if isinstance(iters, int) else iters[key]
+            timings = {label: Cell() for label in workers}
+            for r in range(rounds):
+                order = list(workers)
+                order = order[r % len(order):] + order[: r % len(order)] if order else order
+                for label in order:
+                    cell = timings[label]
+                    if cell.error:
+                        continue
+                    reply = workers[label].request({"cmd": "run", "params": params, "iters": count})
+                    if "error" in reply:
+                        cell.error = reply["error"]
+                        continue
+                    cell.wall += reply["wall"]
+                    cell.cpu += reply["cpu"]
+                    cell.round_medians.append(statistics.median(reply["wall"]))
+                    cell.prepare_s += reply["prepare_s"]
+            per_call = params.get("batch", 1)
+            cells[key] = {label: cell.summary(per_call) for label, cell in timings.items()}
+            _progress(params, cells[key])
+    finally:
+        for label, worker in workers.items():
+            try:
+                info[label] = {**worker.hello, **worker.quit()}
+            except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
+                worker.process.kill()
+                info[label] = {**worker.hello, "error": str(error)}
+    return {"cells": cells, "workers": info}
+
+
+def _progress(params: dict[str, Any], row: dict[str, Any]) -> None:
+    parts = [
+        f"{label}={s['per_s']:.2f}/s" if "per_s" in s else f"{label}=ERROR({s['error'][:60]})"
+        for label, s in row.items()
+    ]
+    print(f"  [{time.strftime('%H:%M:%S')}] {params}: " + "  ".join(parts), flush=True)

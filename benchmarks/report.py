@@ -1,0 +1,233 @@
+"""Turn a benchmark run into `bench.json`, `bench.md` (tables, ratios, targets) and a scaling plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+PEERS = ("timm", "kecam")
+
+
+def _cell(run: dict[str, Any], group: str, params: dict[str, Any]) -> dict[str, Any]:
+    cells = run["results"].get(group, {}).get("cells", {})
+    return cells.get(json.dumps(params, sort_keys=True), {})
+
+
+def _rate(summary: dict[str, Any] | None) -> str:
+    if not summary or "per_s" not in summary:
+        return "n/a" if not summary else "error"
+    return f"{summary['per_s']:.1f} ({summary['per_s_min']:.1f}-{summary['per_s_max']:.1f})"
+
+
+def _ms(summary: dict[str, Any] | None) -> str:
+    if not summary or "median_s" not in summary:
+        return "n/a" if not summary else "error"
+    return (f"{1e3 * summary['median_s']:.2f} "
+            f"({1e3 * summary['min_s']:.2f}-{1e3 * summary['max_s']:.2f})")
+
+
+def _best_peer(row: dict[str, Any]) -> tuple[str, float] | None:
+    rates = [(p, row[p]["per_s"]) for p in PEERS if "per_s" in row.get(p, {})]
+    return max(rates, key=lambda item: item[1]) if rates else None
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("MET" if ok else "NOT MET")
+
+
+def inference_section(run: dict[str, Any], targets: list[list[str]]) -> list[str]:
+    if not any(group.startswith("infer_") for group in run["results"]):
+        return []
+    labels = ["keras_pvt", "keras_pvt_tf_function", "keras_pvt_bf16", "timm", "kecam"]
+    lines = ["## Inference, images/s at 224x224 (median, min-max)", "",
+             "| variant | batch | " + " | ".join(labels) + " | keras_pvt / faster peer |",
+             "|" + "---|" * (len(labels) + 3)]
+    for variant in ("b0", "b2"):
+        for batch in (1, 16):
+            row = _cell(run, f"infer_{variant}", {"batch": batch, "size": 224})
+            if not row:
+                continue
+            best = _best_peer(row)
+            ratio = row["keras_pvt"]["per_s"] / best[1] if best and "per_s" in row.get(
+                "keras_pvt", {}) else None
+            lines.append(f"| {variant} | {batch} | " + " | ".join(_rate(row.get(k)) for k in labels)
+                         + f" | {'n/a' if ratio is None else f'{ratio:.2f}x vs {best[0]}'} |")
+            targets.append([f"{variant} inference batch {batch} >= 1.5x faster peer",
+                            "n/a" if ratio is None else f"{ratio:.2f}x",
+                            _verdict(None if ratio is None else ratio >= 1.5)])
+    return [*lines, ""]
+
+
+def train_section(run: dict[str, Any], targets: list[list[str]]) -> list[str]:
+    group = run["results"].get("train_b0")
+    if not group:
+        return []
+    (key, row), = group["cells"].items()
+    params = json.loads(key)
+    lines = [f"## Training step, b0, batch {params['batch']} at 224 (images/s, AdamW)", "",
+             "| keras_pvt | timm | kecam | keras_pvt / timm |", "|---|---|---|---|"]
+    ratio = None
+    if "per_s" in row.get("keras_pvt", {}) and "per_s" in row.get("timm", {}):
+        ratio = row["keras_pvt"]["per_s"] / row["timm"]["per_s"]
+    lines.append(" | ".join(["", *(_rate(row.get(k)) for k in ("keras_pvt", "timm", "kecam")),
+                             "n/a" if ratio is None else f"{ratio:.2f}x", ""]).strip())
+    targets.append(["b0 training step >= 1.2x timm", "n/a" if ratio is None else f"{ratio:.2f}x",
+                    _verdict(None if ratio is None else ratio >= 1.2)])
+    return [*lines, ""]
+
+
+def tflite_section(run: dict[str, Any], targets: list[list[str]]) -> list[str]:
+    if "tflite_b0" not in run["results"]:
+        return []
+    lines = ["## TFLite b0, batch 1, latency ms (median, min-max)", "",
+             "| model | threads | keras_pvt | kecam | keras_pvt / kecam |", "|---|---|---|---|---|"]
+    for quant in ("float32", "int8"):
+        for threads in (1, 2):
+            row = _cell(run, "tflite_b0", {"threads": threads})
+            ours, peer = row.get(f"keras_pvt_{quant}"), row.get(f"kecam_{quant}")
+            ratio = (ours["median_s"] / peer["median_s"]
+                     if ours and peer and "median_s" in ours and "median_s" in peer else None)
+            lines.append(f"| {quant} | {threads} | {_ms(ours)} | {_ms(peer)} | "
+                         f"{'n/a' if ratio is None else f'{ratio:.2f}x'} |")
+            if quant == "float32":
+                targets.append([f"TFLite b0 float32 latency, {threads} thread(s), <= 0.8x kecam",
+                                "n/a" if ratio is None else f"{ratio:.2f}x",
+                                _verdict(None if ratio is None else ratio <= 0.8)])
+    return [*lines, ""]
+
+
+def memory_section(run: dict[str, Any], targets: list[list[str]]) -> list[str]:
+    memory = run["results"].get("memory_b0")
+    if not memory:
+        return []
+    lines = ["## Peak memory, b0 inference at batch 16 (fresh process each, MiB)", "",
+             "| implementation | peak RSS | RSS after imports | peak - imports |", "|---|---|---|---|"]
+    peaks = {}
+    for label, workers in memory.items():
+        info = workers.get(label, {})
+        if "peak_rss_mb" not in info:
+            lines.append(f"| {label} | {info.get('skipped') or info.get('error', 'n/a')} | | |")
+            continue
+        peaks[label] = info["peak_rss_mb"]
+        lines.append(f"| {label} | {info['peak_rss_mb']:.0f} | {info['rss_mb']:.0f} | "
+                     f"{info['peak_rss_mb'] - info['rss_mb']:.0f} |")
+    peer_peaks = [peaks[p] for p in PEERS if p in peaks]
+    ok = None if "keras_pvt" not in peaks or not peer_peaks else peaks["keras_pvt"] <= min(peer_peaks)
+    targets.append(["b0 batch-16 inference peak memory <= peers'",
+                    "n/a" if ok is None else f"{peaks['keras_pvt']:.0f} vs {min(peer_peaks):.0f} MiB",
+                    _verdict(ok)])
+    return [*lines, ""]
+
+
+def scaling_section(run: dict[str, Any], output: Path) -> tuple[list[str], Path | None]:
+    group = run["results"].get("scaling")
+    if not group:
+        return [], None
+    from keras_pvt.presets import get_config
+
+    sizes = group["sizes"]
+    series: dict[str, list[float | None]] = {"b2": [], "b2_li": []}
+    lines = ["## Resolution scaling, keras_pvt `compile_inference`, batch 1 (ms per image)", "",
+             "| size | b2 ms | b2 GFLOPs* | b2_li ms | b2_li GFLOPs* | b2 / b2_li time |",
+             "|---|---|---|---|---|---|"]
+    for size in sizes:
+        row = _cell(run, "scaling", {"batch": 1, "size": size})
+        cells = []
+        for variant in series:
+            summary = row.get(f"keras_pvt_{variant}", {})
+            value = 1e3 * summary["median_s"] if "median_s" in summary else None
+            series[variant].append(value)
+            gflops = get_config(variant).flops(size) / 1e9
+            cells += ["n/a" if value is None else f"{value:.1f}", f"{gflops:.1f}"]
+        b2, li = series["b2"][-1], series["b2_li"][-1]
+        ratio = f"{b2 / li:.2f}" if b2 and li else "n/a"
+        lines.append(f"| {size} | " + " | ".join(cells) + f" | {ratio} |")
+    lines += ["", "*GFLOPs = 2 x multiply-accumulates, from `PVTV2Config.flops` (published "
+              "figures count MACs: half these)."]
+    plot = _plot(sizes, series, output / "resolution_scaling.png")
+    if plot:
+        lines += ["", f"![resolution scaling]({plot.name})"]
+    return [*lines, ""], plot
+
+
+def _plot(sizes: list[int], series: dict[str, list[float | None]], path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    from keras_pvt.presets import get_config
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for variant, values in series.items():
+        points = [(s, v) for s, v in zip(sizes, values) if v is not None]
+        if points:
+            left.plot(*zip(*points), marker="o", label=f"{variant} (measured)")
+        right.plot(sizes, [get_config(variant).flops(s) / 1e9 for s in sizes], marker="s",
+                   label=f"{variant}")
+    left.set(xlabel="input side (pixels)", ylabel="ms per image (batch 1)", yscale="log",
+             title="keras-pvt latency")
+    right.set(xlabel="input side (pixels)", ylabel="GFLOPs", yscale="log", title="analytic cost")
+    for axis in (left, right):
+        axis.grid(True, alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def bf16_section(run: dict[str, Any]) -> list[str]:
+    accuracy = run["results"].get("bf16_accuracy")
+    if not accuracy:
+        return []
+    if "error" in accuracy:
+        return ["## bfloat16 accuracy cost", "", f"error: {accuracy['error'][-300:]}", ""]
+    lines = ["## bfloat16 accuracy cost (random weights, random images, logits)", "",
+             "| variant | images | relative error | max abs diff (max abs logit) | top-1 agreement |",
+             "|---|---|---|---|---|"]
+    for variant, a in accuracy.items():
+        lines.append(f"| {variant} | {a['images']} | {a['logits_relative_error']:.2e} | "
+                     f"{a['logits_max_abs_diff']:.2e} ({a['logits_max_abs']:.2e}) | "
+                     f"{a['top1_agreement']:.0%} |")
+    return [*lines, ""]
+
+
+def machine_lines(run: dict[str, Any]) -> list[str]:
+    m = run["machine"]
+    versions: dict[str, str] = {}
+    for group in run["results"].values():
+        for info in (group.get("workers", {}) if isinstance(group, dict) else {}).values():
+            versions.update(info.get("versions", {}))
+    for workers in run["results"].get("memory_b0", {}).values():
+        for info in workers.values():
+            versions.update(info.get("versions", {}))
+    return [
+        f"Machine: {m['cpu_model']}, {m['usable_cpus']} usable of {m['logical_cpus']} logical CPUs, "
+        f"{m['memory_gib']} GiB, AMX-BF16: {m['amx_bf16']}; {m['os']}; Python {m['python']}.",
+        f"Versions: {', '.join(f'{k} {v}' for k, v in sorted(versions.items()))}.",
+        f"Run at {m['time']}, {run['duration_s'] / 60:.1f} min; load average before "
+        f"{'/'.join(f'{x:.2f}' for x in m['load_average'])}, after "
+        f"{'/'.join(f'{x:.2f}' for x in run['load_average_after'])}"
+        + (" (quick run: few samples, noisy)." if run["quick"] else "."),
+        "Contestants alternate run by run in their own processes; min-max is over all samples.",
+        "",
+    ]
+
+
+def write_reports(run: dict[str, Any], output: Path) -> list[Path]:
+    """Write bench.json, bench.md and resolution_scaling.png under `output`; return the paths."""
+    targets: list[list[str]] = []
+    body = (inference_section(run, targets) + train_section(run, targets)
+            + tflite_section(run, targets) + memory_section(run, targets) + bf16_section(run))
+    scaling, plot = scaling_section(run, output)
+    table = ["## Targets (issue 6)", "", "| target | measured | status |", "|---|---|---|",
+             *(f"| {a} | {b} | {c} |" for a, b, c in targets), ""]
+    markdown = ["# keras-pvt benchmarks", "", *machine_lines(run), *table, *body, *scaling]
+    paths = [output / "bench.json", output / "bench.md"]
+    paths[0].write_text(json.dumps(run, indent=1))
+    paths[1].write_text("\n".join(markdown) + "\n")
+    return paths + ([plot] if plot else [])

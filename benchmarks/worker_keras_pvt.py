@@ -1,0 +1,91 @@
+"""Benchmark worker for keras-pvt (run with the project's venv). See `worker_protocol.py`.
+
+Task keys: "task" ("infer", "train", "tflite"), "variant", and
+  infer: "mode" ("compiled": `compile_inference(model)`, "bf16": its bfloat16 path, "segments" /
+         "xla": its two strategies forced, "tf_function": a plain `tf.function` of the model);
+         run params "batch", "size";
+  train: run params "batch", "size" (AdamW step via `train_on_batch`, drop path 0.1);
+  tflite: "quant" ("float32" or "int8"), "cache" (folder for the .tflite file); run param "threads".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import worker_protocol  # noqa: E402
+from tf_common import convert_tflite, tflite_step, version  # noqa: E402
+
+
+def main() -> None:
+    task = json.loads(sys.argv[1])
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import keras_pvt
+    from keras_pvt import PVT_V2
+
+    versions = {"keras_pvt": keras_pvt.__version__, "tensorflow": tf.__version__,
+                "keras": keras.__version__, "numpy": np.__version__}
+    rng = np.random.default_rng(0)
+    kind, variant = task["task"], task["variant"]
+
+    if kind == "infer":
+        from keras_pvt.inference import compile_inference
+
+        model = PVT_V2(variant)
+        if task["mode"] == "compiled":
+            predict = compile_inference(model)
+        elif task["mode"] == "bf16":
+            predict = compile_inference(model, precision="bfloat16")
+        elif task["mode"] in ("segments", "xla"):
+            predict = compile_inference(model, strategy=task["mode"])
+        else:
+            predict = tf.function(lambda images: model(images, training=False))
+
+        def prepare(params: dict[str, Any]):
+            size = params.get("size", 224)
+            images = tf.constant(rng.normal(size=(params["batch"], size, size, 3)), tf.float32)
+            return lambda: predict(images).numpy()
+
+    elif kind == "train":
+        model = PVT_V2(variant, drop_path_rate=0.1)
+        model.compile(
+            optimizer=keras.optimizers.AdamW(1e-3, weight_decay=0.05),
+            loss="sparse_categorical_crossentropy",
+            jit_compile=False,
+        )
+
+        def prepare(params: dict[str, Any]):
+            size, batch = params.get("size", 224), params["batch"]
+            images = rng.normal(size=(batch, size, size, 3)).astype("float32")
+            labels = rng.integers(0, 1000, size=(batch,))
+            return lambda: model.train_on_batch(images, labels)
+
+    elif kind == "tflite":
+        from ai_edge_litert.interpreter import Interpreter
+
+        path = Path(task["cache"]) / f"keras_pvt_{variant}_{task['quant']}.tflite"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(convert_tflite(PVT_V2(variant), task["quant"], rng))
+        versions["ai_edge_litert"] = version("ai-edge-litert")
+
+        def prepare(params: dict[str, Any]):
+            return tflite_step(Interpreter, path, params["threads"], rng)
+
+    else:
+        raise ValueError(f"unknown task {kind!r}")
+    worker_protocol.serve(prepare, versions)
+
+
+if __name__ == "__main__":
+    main()

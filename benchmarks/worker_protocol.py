@@ -1,0 +1,78 @@
+"""Line protocol between `run_all.py` and one benchmark worker process (standard library only).
+
+Each implementation runs in its own process, in its own virtual environment, so the orchestrator can
+alternate implementations run by run. A worker is started as ``python worker_x.py '<task json>'``; it
+prints messages as single lines prefixed with ``@@ `` (framework logs on stdout are ignored):
+
+    @@ {"ready": true, "versions": {...}, "rss_mb": ...}     after imports
+    <- {"cmd": "run", "params": {...}, "iters": n}          from the orchestrator, on stdin
+    @@ {"wall": [...], "cpu": [...], "prepare_s": ...}      one wall and process-CPU time per iteration
+    <- {"cmd": "quit"}
+    @@ {"peak_rss_mb": ...}                                 the process's peak resident memory
+
+`prepare(params)` returns a zero-argument step that does one timed iteration, synchronised (the
+result is fetched). Steps are cached per params, and warmed up (`WARMUP` untimed calls, which
+include tracing, compilation and conversion) the first time.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+PREFIX = "@@ "
+WARMUP = 2
+
+
+def rss_mb() -> float:
+    """Current resident set size of this process, in MiB."""
+    with open("/proc/self/statm") as handle:
+        pages = int(handle.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def send(message: dict[str, Any]) -> None:
+    sys.stdout.write(PREFIX + json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def serve(prepare: Callable[[dict[str, Any]], Callable[[], Any]], versions: dict[str, str]) -> None:
+    """Answer the orchestrator's commands until "quit" (or end of input)."""
+    send({"ready": True, "versions": versions, "rss_mb": rss_mb()})
+    steps: dict[str, Callable[[], Any]] = {}
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        command = json.loads(line)
+        if command["cmd"] == "quit":
+            break
+        try:
+            key = json.dumps(command.get("params", {}), sort_keys=True)
+            prepare_s = 0.0
+            if key not in steps:
+                start = time.perf_counter()
+                step = prepare(command.get("params", {}))
+                for _ in range(WARMUP):
+                    step()
+                prepare_s = time.perf_counter() - start
+                steps[key] = step
+            wall, cpu = [], []
+            for _ in range(int(command.get("iters", 1))):
+                cpu_start, start = time.process_time(), time.perf_counter()
+                steps[key]()
+                wall.append(time.perf_counter() - start)
+                cpu.append(time.process_time() - cpu_start)
+            send({"wall": wall, "cpu": cpu, "prepare_s": prepare_s, "rss_mb": rss_mb()})
+        except Exception as error:  # reported to the orchestrator, which records it per cell
+            send({"error": f"{type(error).__name__}: {error}", "trace": traceback.format_exc()})
+    send({"peak_rss_mb": peak_rss_mb()})

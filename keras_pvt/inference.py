@@ -1,0 +1,122 @@
+"""`compile_inference`: the fastest way to run a keras-pvt model for inference (TensorFlow backend).
+
+    predict = keras_pvt.compile_inference(model)         # float32, any batch and image size
+    probs = predict(images)                             # NHWC float batch -> the model's outputs
+
+Two compiled paths, both with a relaxed input signature (any batch, height and width) and both
+equal to `model(images, training=False)` to float32 round-off:
+
+* "xla": the whole graph compiled by XLA, with each 3x3 depthwise conv written as nine shifted
+  multiply-adds (`keras_pvt.layers.fusion.whole_graph_xla`), since XLA's own depthwise conv is
+  ~30x slower than TensorFlow's on CPU. Removes per-op overhead: the faster path for small calls.
+* "segments": matmuls and convolutions stay TensorFlow (oneDNN) kernels, while each elementwise
+  chain (bias + LayerNorm, residual + LayerNorm, bias + exact GELU) runs as one small XLA cluster
+  (`keras_pvt.layers.fusion.fused_segments`) instead of three to six passes over memory: the
+  faster path for large batches and images.
+
+"auto" (the default) picks per call by the number of input pixels. ``precision="bfloat16"``
+rebuilds the model under the ``mixed_bfloat16`` policy (variables, LayerNorm statistics and softmax
+stay float32; matmuls and convolutions run in bfloat16, native on CPUs with AMX) and changes the
+outputs by bfloat16 round-off; `benchmarks/` reports its speed and accuracy cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import keras
+
+PRECISIONS = ("float32", "bfloat16")
+STRATEGIES = ("auto", "segments", "xla", "plain")
+# "auto" compiles the whole graph with XLA up to this many input pixels per call (batch * H * W):
+# small calls are dominated by per-op overhead, which XLA removes; big ones by matmuls and the
+# depthwise conv, where TensorFlow's oneDNN kernels win.
+AUTO_XLA_MAX_PIXELS = 224 * 224
+
+
+def compile_inference(
+    model: keras.Model, precision: str = "float32", strategy: str = "auto"
+) -> Callable[[Any], Any]:
+    """A compiled callable from an NHWC image batch to `model`'s outputs (inference mode).
+
+    Args:
+        model: a keras-pvt model (any head, `features_only` included) or any Keras model whose
+            input is a 4-D NHWC batch.
+        precision: "float32" (outputs equal the model's to round-off) or "bfloat16" (AMX CPUs;
+            float32 outputs, bfloat16 accuracy).
+        strategy: "segments" (TensorFlow matmuls and convs, XLA-fused elementwise chains),
+            "xla" (the whole graph compiled by XLA), "auto" ("xla" for calls of at most
+            `AUTO_XLA_MAX_PIXELS` input pixels, i.e. one 224x224 image, "segments" above), or
+            "plain" (a bare `tf.function`, for comparison).
+
+    The callable accepts NumPy arrays or tensors of any batch size and image size (float32) and
+    returns float32 tensors (a dict for `features_only` models). Each new input shape costs one
+    compilation on the XLA paths.
+    """
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            f"compile_inference needs the TensorFlow backend, but Keras runs on "
+            f"{keras.backend.backend()!r}; set KERAS_BACKEND=tensorflow, or call the model directly."
+        )
+    if precision not in PRECISIONS:
+        raise ValueError(f"`precision` must be one of {PRECISIONS}, got {precision!r}.")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"`strategy` must be one of {STRATEGIES}, got {strategy!r}.")
+    import tensorflow as tf
+
+    from keras_pvt.layers.fusion import fused_segments, whole_graph_xla
+
+    if precision == "bfloat16":
+        model = _bfloat16_copy(model)
+    if len(model.inputs) != 1 or len(model.inputs[0].shape) != 4:
+        raise ValueError("compile_inference needs a model with one 4-D (NHWC) input.")
+    channels = model.inputs[0].shape[-1]
+    signature = [tf.TensorSpec((None, None, None, channels), tf.float32, name="images")]
+
+    def float32(outputs: Any) -> Any:
+        return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), outputs)
+
+    @tf.function(input_signature=signature, autograph=False)
+    def segments(images: tf.Tensor) -> Any:
+        with fused_segments(strategy != "plain"):
+            return float32(model(images, training=False))
+
+    @tf.function(input_signature=signature, autograph=False, jit_compile=True)
+    def xla(images: tf.Tensor) -> Any:
+        with whole_graph_xla():
+            return float32(model(images, training=False))
+
+    def run(images: Any) -> Any:
+        images = tf.convert_to_tensor(images, tf.float32)
+        if strategy == "xla" or (
+            strategy == "auto" and _pixels(images.shape) <= AUTO_XLA_MAX_PIXELS
+        ):
+            return xla(images)
+        return segments(images)
+
+    run.model = model  # type: ignore[attr-defined]
+    return run
+
+
+def _pixels(shape: Any) -> int:
+    batch, height, width = (int(d) if d is not None else 0 for d in shape[:3])
+    return batch * height * width
+
+def _bfloat16_copy(model: keras.Model) -> keras.Model:
+    """`model` rebuilt under the ``mixed_bfloat16`` policy, sharing its weight values."""
+    config = model.get_config()
+    for layer in config.get("layers", []):
+        layer_config = layer.get("config", {})
+        if layer.get("class_name") == "InputLayer" or layer_config.get("name") == "predictions":
+            continue
+        if "dtype" in layer_config:
+            layer_config["dtype"] = "mixed_bfloat16"
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        copy = model.__class__.from_config(config)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    copy.set_weights(model.get_weights())
+    return copy

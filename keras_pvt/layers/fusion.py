@@ -1,0 +1,151 @@
+"""Opt-in fused inference path: elementwise segments compiled as small XLA clusters.
+
+On CPU, PVT-v2 inference is bound by memory traffic: every LayerNorm, bias add and exact GELU is a
+separate pass over large stage-1 maps in plain TensorFlow, while matmuls, convolutions and above all
+the depthwise conv are fastest as TensorFlow's own (oneDNN) kernels. Inside `fused_segments()` the
+layers keep those kernels and send each elementwise chain (bias + LayerNorm, residual + LayerNorm,
+bias + GELU) to one XLA cluster. The maths is the same as the layer path, so outputs agree to float32
+round-off. The context is only honoured with the TensorFlow backend and outside training; elsewhere
+every helper here runs its plain Keras equivalent. `keras_pvt.compile_inference` turns it on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import keras
+from keras import ops
+
+_ACTIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("keras_pvt_fused", default=False)
+_WHOLE_XLA: contextvars.ContextVar[bool] = contextvars.ContextVar("keras_pvt_xla", default=False)
+_COMPILED: dict[Callable, Callable] = {}
+
+
+@contextlib.contextmanager
+def fused_segments(enabled: bool = True) -> Iterator[None]:
+    """Trace the model's layers with XLA-fused elementwise segments (TensorFlow backend only)."""
+    token = _ACTIVE.set(enabled and keras.backend.backend() == "tensorflow")
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
+@contextlib.contextmanager
+def whole_graph_xla(enabled: bool = True) -> Iterator[None]:
+    """Trace for a model compiled whole by XLA: depthwise convs become nine shifted multiply-adds."""
+    token = _WHOLE_XLA.set(enabled)
+    try:
+        yield
+    finally:
+        _WHOLE_XLA.reset(token)
+
+
+def xla_depthwise() -> bool:
+    """True while tracing inside `whole_graph_xla()`."""
+    return _WHOLE_XLA.get()
+
+
+def shifted_depthwise_conv(x: Any, kernel: Any, bias: Any) -> Any:
+    """3x3 depthwise conv, stride 1, zero padding 1, plus bias, as nine shifted multiply-adds.
+
+    XLA fuses these into one loop; its own depthwise convolution is far slower on CPU.
+    """
+    height, width = ops.shape(x)[1], ops.shape(x)[2]
+    kernel = ops.cast(kernel, x.dtype)
+    padded = ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    out = ops.cast(bias, x.dtype)
+    for i in range(3):
+        for j in range(3):
+            out = out + padded[:, i : i + height, j : j + width, :] * kernel[i, j, :, 0]
+    return out
+
+
+def active(training: bool | None = None) -> bool:
+    """True while tracing inside `fused_segments()` for inference."""
+    return _ACTIVE.get() and not training
+
+
+def _segment(fn: Callable) -> Callable:
+    """Run `fn` as one XLA cluster when fused segments are active, as plain ops otherwise."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any) -> Any:
+        if not _ACTIVE.get():
+            return fn(*args)
+        import tensorflow as tf
+
+        compiled = _COMPILED.get(fn)
+        if compiled is None:
+            compiled = tf.function(fn, jit_compile=True, reduce_retracing=True, autograph=False)
+            _COMPILED[fn] = compiled
+        # Weights enter the cluster as tensors (read in the caller's graph).
+        return compiled(*(tf.identity(a.value) if isinstance(a, keras.Variable) else a for a in args))
+
+    return wrapper
+
+
+def _norm(x: Any, gamma: Any, beta: Any, epsilon: float, dtype: Any) -> Any:
+    return ops.cast(ops.layer_normalization(x, gamma, beta, axis=len(x.shape) - 1, epsilon=epsilon), dtype)
+
+
+@_segment
+def _bias_norm(x: Any, bias: Any, gamma: Any, beta: Any, epsilon: float) -> Any:
+    return _norm(x + ops.cast(bias, x.dtype), gamma, beta, epsilon, x.dtype)
+
+
+@_segment
+def _bias_norm_gelu(x: Any, bias: Any, gamma: Any, beta: Any, epsilon: float) -> Any:
+    return ops.gelu(_norm(x + ops.cast(bias, x.dtype), gamma, beta, epsilon, x.dtype), False)
+
+
+@_segment
+def _norm_only(x: Any, gamma: Any, beta: Any, epsilon: float) -> Any:
+    return _norm(x, gamma, beta, epsilon, x.dtype)
+
+
+@_segment
+def _add_norm(x: Any, y: Any, gamma: Any, beta: Any, epsilon: float) -> tuple[Any, Any]:
+    total = x + y
+    return total, _norm(total, gamma, beta, epsilon, x.dtype)
+
+
+@_segment
+def _bias_gelu(x: Any, bias: Any) -> Any:
+    return ops.gelu(x + ops.cast(bias, x.dtype), approximate=False)
+
+
+def dense(layer: keras.layers.Dense, x: Any) -> Any:
+    """`layer(x)` for NHWC `x` as one 2-D matmul + bias, which TensorFlow fuses into one kernel."""
+    shape = ops.shape(x)
+    flat = ops.reshape(x, (-1, shape[-1]))
+    y = ops.matmul(flat, ops.cast(layer.kernel, x.dtype))
+    if layer.bias is not None:
+        y = y + ops.cast(layer.bias, x.dtype)
+    return ops.reshape(y, (*shape[:-1], layer.units))
+
+
+def layer_norm(norm: keras.layers.LayerNormalization, x: Any, bias: Any = None) -> Any:
+    """`norm(x + bias)` (bias optional) as one fused segment."""
+    if bias is None:
+        return _norm_only(x, norm.gamma, norm.beta, norm.epsilon)
+    return _bias_norm(x, bias, norm.gamma, norm.beta, norm.epsilon)
+
+
+def layer_norm_gelu(norm: keras.layers.LayerNormalization, x: Any, bias: Any) -> Any:
+    """`gelu(norm(x + bias))`, exact GELU, as one fused segment."""
+    return _bias_norm_gelu(x, bias, norm.gamma, norm.beta, norm.epsilon)
+
+
+def add_norm(norm: keras.layers.LayerNormalization, x: Any, y: Any) -> tuple[Any, Any]:
+    """`(x + y, norm(x + y))` as one fused segment."""
+    return _add_norm(x, y, norm.gamma, norm.beta, norm.epsilon)
+
+
+def bias_gelu(x: Any, bias: Any) -> Any:
+    """Exact `gelu(x + bias)` as one fused segment."""
+    return _bias_gelu(x, bias)

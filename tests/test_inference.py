@@ -1,0 +1,132 @@
+"""`compile_inference` and the fused-segment path: same outputs as the model (no timing here)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from keras_pvt import PVT_V2
+from keras_pvt.inference import compile_inference
+from keras_pvt.layers import fusion
+
+from helpers import tiny_config
+
+F32_TOL = {"rtol": 1e-4, "atol": 1e-5}
+
+
+def _random_model(**kwargs) -> keras.Model:
+    linear = kwargs.pop("linear", False)
+    return PVT_V2(tiny_config(linear=linear), **kwargs)
+
+
+def _images(rng: np.random.Generator, batch: int, height: int, width: int) -> np.ndarray:
+    return rng.normal(size=(batch, height, width, 3)).astype("float32")
+
+
+@pytest.mark.parametrize("linear", [False, True])
+@pytest.mark.parametrize("strategy", ["segments", "xla"])
+def test_compiled_equals_model_at_several_sizes(linear, strategy, rng):
+    model = _random_model(linear=linear, include_top=False, pooling="avg")
+    predict = compile_inference(model, strategy=strategy)
+    for batch, height, width in [(2, 64, 64), (1, 48, 80)]:
+        images = _images(rng, batch, height, width)
+        expected = model(images, training=False).numpy()
+        np.testing.assert_allclose(predict(images).numpy(), expected, **F32_TOL)
+
+
+def test_auto_and_plain_strategies(rng):
+    model = _random_model(include_top=False, pooling="avg")
+    auto, plain = compile_inference(model), compile_inference(model, strategy="plain")
+    # One 64x64 image goes to the whole-graph XLA path, 13 of them (> 224 * 224 pixels) to segments.
+    for batch in (1, 13):
+        images = _images(rng, batch, 64, 64)
+        expected = model(images, training=False).numpy()
+        np.testing.assert_allclose(auto(images).numpy(), expected, **F32_TOL)
+        np.testing.assert_allclose(plain(images).numpy(), expected, **F32_TOL)
+
+
+@pytest.mark.parametrize("strategy", ["segments", "xla"])
+def test_compiled_features_only_returns_every_stage(strategy, rng):
+    model = _random_model(features_only=True)
+    predict = compile_inference(model, strategy=strategy)
+    images = _images(rng, 2, 64, 96)
+    expected = model(images, training=False)
+    outputs = predict(images)
+    assert sorted(outputs) == ["stage1", "stage2", "stage3", "stage4"]
+    for name, value in expected.items():
+        np.testing.assert_allclose(outputs[name].numpy(), value.numpy(), **F32_TOL)
+
+
+def test_compiled_classifier_probabilities(rng):
+    model = _random_model()
+    images = _images(rng, 2, 64, 64)
+    probs = compile_inference(model)(images).numpy()
+    np.testing.assert_allclose(probs, model(images, training=False).numpy(), **F32_TOL)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
+
+
+def test_compiled_follows_weight_updates(rng):
+    model = _random_model(include_top=False, pooling="avg")
+    predict = compile_inference(model)
+    images = _images(rng, 1, 64, 64)
+    before = predict(images).numpy()
+    model.set_weights([w * 1.5 for w in model.get_weights()])
+    after = predict(images).numpy()
+    assert not np.allclose(before, after)
+    np.testing.assert_allclose(after, model(images, training=False).numpy(), **F32_TOL)
+
+
+def test_bfloat16_path_is_close_and_returns_float32(rng):
+    model = _random_model(include_top=False, pooling="avg")
+    images = _images(rng, 2, 64, 64)
+    expected = model(images, training=False).numpy()
+    outputs = compile_inference(model, precision="bfloat16")(images)
+    assert outputs.dtype == "float32"
+    # bfloat16 keeps ~3 significant digits; features of unit scale drift by a few 1e-2 at most.
+    np.testing.assert_allclose(outputs.numpy(), expected, atol=0.1 * np.abs(expected).max())
+    assert not np.array_equal(outputs.numpy(), expected)
+    assert model.dtype_policy.name == "float32"  # the caller's model is untouched
+
+
+def test_fused_segments_are_scoped():
+    assert not fusion.active()
+    with fusion.fused_segments():
+        assert fusion.active()
+        assert fusion.active(training=False)
+        assert not fusion.active(training=True)
+    assert not fusion.active()
+
+
+@pytest.mark.parametrize("context", [fusion.fused_segments, fusion.whole_graph_xla])
+def test_fast_paths_in_eager_mode_match_the_layers(context, rng):
+    model = _random_model(include_top=False)
+    images = _images(rng, 1, 64, 64)
+    with context():
+        fast = model(images, training=False).numpy()
+    np.testing.assert_allclose(fast, model(images, training=False).numpy(), **F32_TOL)
+
+
+def test_shifted_depthwise_conv_equals_the_layer(rng):
+    layer = keras.layers.DepthwiseConv2D(3, padding="same", bias_initializer="random_normal")
+    images = _images(rng, 2, 9, 13)
+    expected = layer(images).numpy()
+    shifted = fusion.shifted_depthwise_conv(images, layer.kernel, layer.bias)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(shifted), expected, **F32_TOL)
+
+
+def test_fast_paths_are_off_in_training():
+    with fusion.whole_graph_xla(), fusion.fused_segments():
+        assert not fusion.active(training=True)
+    assert not fusion.xla_depthwise()
+
+
+def test_bad_arguments_are_explained():
+    model = _random_model()
+    with pytest.raises(ValueError, match="precision"):
+        compile_inference(model, precision="float16")
+    with pytest.raises(ValueError, match="strategy"):
+        compile_inference(model, strategy="onnx")
+    flat = keras.Sequential([keras.Input((8,)), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="4-D"):
+        compile_inference(flat)
