@@ -28,6 +28,7 @@ lint: $(STAMP)
 # Regenerate the timm-made parity fixtures (needs ../shared/peers/setup.sh; not part of CI).
 fixtures:
 	bash ../shared/peers/setup.sh /tmp/pvt-peers
+	/tmp/pvt-peers/timm/bin/pip install -q transformers  # only for the HF-named fixtures
 	/tmp/pvt-peers/timm/bin/python tests/fixtures/make_reference.py
 
 bench: $(STAMP)

@@ -63,9 +63,8 @@ def cache_path(variant: str, cache_dir: str | os.PathLike | None = None) -> Path
 
 
 def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
-    import keras
-
-    root = cache_dir or os.environ.get(CACHE_ENV) or keras.config.keras_home()
+    keras_home = os.environ.get("KERAS_HOME") or os.path.join("~", ".keras")
+    root = cache_dir or os.environ.get(CACHE_ENV) or keras_home
     return Path(os.path.expanduser(root))
 
 

@@ -324,6 +324,18 @@ def test_imagenet_offline_fails_fast_and_says_how_to_use_a_local_file(
         pretrained.fetch("b0")
 
 
+def test_default_cache_is_under_keras_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No cache override: the real default path, as a user without any settings gets it.
+    monkeypatch.delenv(pretrained.CACHE_ENV, raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setenv(pretrained.OFFLINE_ENV, "1")
+    assert pretrained.cache_path("b0").parent == tmp_path / pretrained.CACHE_SUBDIR
+    with pytest.raises(pretrained.PretrainedWeightsUnavailableError, match="KERAS_PVT_OFFLINE"):
+        PVTV2B0()
+    monkeypatch.delenv("KERAS_HOME")
+    assert pretrained.cache_path("b0").parent == Path.home() / ".keras" / pretrained.CACHE_SUBDIR
+
+
 def test_imagenet_uses_a_prefilled_cache_without_network(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
