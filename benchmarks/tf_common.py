@@ -32,6 +32,14 @@ def convert_tflite(model: Any, quant: str, rng: Any) -> bytes:
     return converter.convert()
 
 
+def cached_tflite(path: Path, build_model: Any, quant: str, rng: Any) -> Path:
+    """`path`, converting `build_model()` to TFLite there first if no earlier run left it."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(convert_tflite(build_model(), quant, rng))
+    return path
+
+
 def tflite_step(interpreter_class: Any, path: Path, threads: int, rng: Any):
     interpreter = interpreter_class(model_path=str(path), num_threads=threads)
     interpreter.allocate_tensors()

@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import worker_protocol  # noqa: E402
-from tf_common import convert_tflite, tflite_step, version  # noqa: E402
+from tf_common import cached_tflite, tflite_step, version  # noqa: E402
 
 BUILDERS = {"b0": "PVT_V2B0", "b1": "PVT_V2B1", "b2": "PVT_V2B2", "b2_li": "PVT_V2B2_linear"}
 
@@ -66,10 +66,8 @@ def main() -> None:
     elif kind == "tflite":
         from ai_edge_litert.interpreter import Interpreter
 
-        path = Path(task["cache"]) / f"kecam_{variant}_{task['quant']}.tflite"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(convert_tflite(build(224), task["quant"], rng))
+        cache = Path(task["cache"]) / f"kecam_{variant}_{task['quant']}.tflite"
+        path = cached_tflite(cache, lambda: build(224), task["quant"], rng)
         versions["ai_edge_litert"] = version("ai-edge-litert")
 
         def prepare(params: dict[str, Any]):

@@ -21,7 +21,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import worker_protocol  # noqa: E402
-from tf_common import convert_tflite, tflite_step, version  # noqa: E402
+from tf_common import cached_tflite, tflite_step, version  # noqa: E402
 
 
 def main() -> None:
@@ -73,10 +73,8 @@ def main() -> None:
     elif kind == "tflite":
         from ai_edge_litert.interpreter import Interpreter
 
-        path = Path(task["cache"]) / f"keras_pvt_{variant}_{task['quant']}.tflite"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(convert_tflite(PVT_V2(variant), task["quant"], rng))
+        cache = Path(task["cache"]) / f"keras_pvt_{variant}_{task['quant']}.tflite"
+        path = cached_tflite(cache, lambda: PVT_V2(variant), task["quant"], rng)
         versions["ai_edge_litert"] = version("ai-edge-litert")
 
         def prepare(params: dict[str, Any]):

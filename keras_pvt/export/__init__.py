@@ -27,6 +27,7 @@ from keras_pvt.export.tflite import QUANTIZE_MODES, ConversionResult, convert_to
 from keras_pvt.export.verify import (
     TFLiteRunner,
     VerificationReport,
+    median_ms,
     op_histogram,
     verify_saved_model,
     verify_tflite,
@@ -46,6 +47,7 @@ __all__ = [
     "export_saved_model",
     "format_report",
     "load_images",
+    "median_ms",
     "op_histogram",
     "parse_image_size",
     "report_path",

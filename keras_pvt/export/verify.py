@@ -107,10 +107,11 @@ def compare(
     return max_diff, mean_diff, top1, failures
 
 
-def _median_ms(call: Callable[[], Any], runs: int) -> float:
+def median_ms(call: Callable[[], Any], runs: int, warmup: int = WARMUP_RUNS) -> float:
+    """Median wall time of `call` in milliseconds over `runs` calls, after `warmup` untimed calls."""
     if runs < 1:
         raise ValueError(f"`runs` must be at least 1, got {runs}.")
-    for _ in range(WARMUP_RUNS):
+    for _ in range(warmup):
         call()
     times = []
     for _ in range(runs):
@@ -250,7 +251,7 @@ class TFLiteRunner:
         sample = np.repeat(np.asarray(image, np.float32)[None], batch, axis=0)
         self._prepare(sample.shape)
         self._feed(sample)
-        return _median_ms(self.interpreter.invoke, runs)
+        return median_ms(self.interpreter.invoke, runs)
 
     def delegation(self) -> tuple[int, bool]:
         """(partitions handed to the default delegate (XNNPACK on CPU), whether one partition
@@ -368,7 +369,7 @@ def verify_saved_model(
         max_abs_diff=max_diff,
         mean_abs_diff=mean_diff,
         top1_agreement=top1,
-        latency_ms_median=_median_ms(lambda: serve(images=single), runs),
+        latency_ms_median=median_ms(lambda: serve(images=single), runs),
         latency_runs=runs,
         threads=None,
         latency_input_shape=list(single.shape),

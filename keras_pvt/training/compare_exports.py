@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import statistics
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -41,21 +39,12 @@ def accuracy_of(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray,
     return float(np.mean(np.argmax(scores, axis=-1) == labels))
 
 
-def median_ms(call: Callable[[], Any], runs: int = 20, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
-
-
 def keras_row(model: Any, images: np.ndarray, labels: np.ndarray, path: str | None = None,
               runs: int = 20) -> FormatResult:
     """The reference row: the Keras model itself (latency of a compiled batch-1 call)."""
     import tensorflow as tf
+
+    from keras_pvt.export import median_ms
 
     serve = tf.function(lambda x: model(x, training=False))
     single = tf.constant(images[:1])
