@@ -8,13 +8,16 @@ equal to `model(images, training=False)` to float32 round-off:
 
 * "xla": the whole graph compiled by XLA, with each 3x3 depthwise conv written as nine shifted
   multiply-adds (`keras_pvt.layers.fusion.whole_graph_xla`), since XLA's own depthwise conv is
-  ~30x slower than TensorFlow's on CPU. Removes per-op overhead: the faster path for small calls.
+  ~30x slower than TensorFlow's on CPU. Fuses every elementwise chain (the depthwise conv and GELU
+  included) into one pass over memory: the faster path for images up to about 512x512, at any
+  batch size.
 * "segments": matmuls and convolutions stay TensorFlow (oneDNN) kernels, while each elementwise
   chain (bias + LayerNorm, residual + LayerNorm, bias + exact GELU) runs as one small XLA cluster
   (`keras_pvt.layers.fusion.fused_segments`) instead of three to six passes over memory: the
-  faster path for large batches and images.
+  faster path for larger images, where attention over many tokens dominates.
 
-"auto" (the default) picks per call by the number of input pixels. ``precision="bfloat16"``
+"auto" (the default) picks per call by the image size (measured crossover on a 2-core Xeon: XLA is
+~15% faster at 224 and 512, ~5-20% slower at 768 and 1024). ``precision="bfloat16"``
 rebuilds the model under the ``mixed_bfloat16`` policy (variables, LayerNorm statistics and softmax
 stay float32; matmuls and convolutions run in bfloat16, native on CPUs with AMX) and changes the
 outputs by bfloat16 round-off; `benchmarks/` reports its speed and accuracy cost.
@@ -29,10 +32,10 @@ import keras
 
 PRECISIONS = ("float32", "bfloat16")
 STRATEGIES = ("auto", "segments", "xla", "plain")
-# "auto" compiles the whole graph with XLA up to this many input pixels per call (batch * H * W):
-# small calls are dominated by per-op overhead, which XLA removes; big ones by matmuls and the
-# depthwise conv, where TensorFlow's oneDNN kernels win.
-AUTO_XLA_MAX_PIXELS = 224 * 224
+# "auto" compiles the whole graph with XLA for images of up to this many pixels (H * W), any batch:
+# there XLA's fused elementwise passes win; on bigger images the attention matmuls and softmax over
+# many tokens dominate, and TensorFlow's oneDNN kernels win.
+AUTO_XLA_MAX_IMAGE_PIXELS = 512 * 512
 
 
 def compile_inference(
@@ -46,8 +49,8 @@ def compile_inference(
         precision: "float32" (outputs equal the model's to round-off) or "bfloat16" (AMX CPUs;
             float32 outputs, bfloat16 accuracy).
         strategy: "segments" (TensorFlow matmuls and convs, XLA-fused elementwise chains),
-            "xla" (the whole graph compiled by XLA), "auto" ("xla" for calls of at most
-            `AUTO_XLA_MAX_PIXELS` input pixels, i.e. one 224x224 image, "segments" above), or
+            "xla" (the whole graph compiled by XLA), "auto" ("xla" for images of at most
+            `AUTO_XLA_MAX_IMAGE_PIXELS` pixels, i.e. 512x512, "segments" above), or
             "plain" (a bare `tf.function`, for comparison).
 
     The callable accepts NumPy arrays or tensors of any batch size and image size (float32) and
@@ -89,9 +92,7 @@ def compile_inference(
 
     def run(images: Any) -> Any:
         images = tf.convert_to_tensor(images, tf.float32)
-        if strategy == "xla" or (
-            strategy == "auto" and _pixels(images.shape) <= AUTO_XLA_MAX_PIXELS
-        ):
+        if resolve_strategy(strategy, images.shape) == "xla":
             return xla(images)
         return segments(images)
 
@@ -99,9 +100,13 @@ def compile_inference(
     return run
 
 
-def _pixels(shape: Any) -> int:
-    batch, height, width = (int(d) if d is not None else 0 for d in shape[:3])
-    return batch * height * width
+def resolve_strategy(strategy: str, shape: Any) -> str:
+    """The path `strategy` takes for an NHWC batch of `shape`: "auto" becomes "xla" or "segments"."""
+    if strategy != "auto":
+        return strategy
+    height, width = (int(d) if d is not None else 0 for d in shape[1:3])
+    return "xla" if height * width <= AUTO_XLA_MAX_IMAGE_PIXELS else "segments"
+
 
 def _bfloat16_copy(model: keras.Model) -> keras.Model:
     """`model` rebuilt under the ``mixed_bfloat16`` policy, sharing its weight values."""

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from keras_pvt import PVT_V2
-from keras_pvt.inference import compile_inference
+from keras_pvt.inference import compile_inference, resolve_strategy
 from keras_pvt.layers import fusion
 
 from helpers import tiny_config
@@ -35,12 +35,20 @@ def test_compiled_equals_model_at_several_sizes(linear, strategy, rng):
         np.testing.assert_allclose(predict(images).numpy(), expected, **F32_TOL)
 
 
+def test_auto_strategy_picks_xla_up_to_512x512_images_at_any_batch():
+    assert resolve_strategy("auto", (1, 224, 224, 3)) == "xla"
+    assert resolve_strategy("auto", (64, 512, 512, 3)) == "xla"
+    assert resolve_strategy("auto", (1, 513, 512, 3)) == "segments"
+    assert resolve_strategy("auto", (1, 1024, 1024, 3)) == "segments"
+    assert resolve_strategy("segments", (1, 64, 64, 3)) == "segments"
+
+
 def test_auto_and_plain_strategies(rng):
     model = _random_model(include_top=False, pooling="avg")
     auto, plain = compile_inference(model), compile_inference(model, strategy="plain")
-    # One 64x64 image goes to the whole-graph XLA path, 13 of them (> 224 * 224 pixels) to segments.
-    for batch in (1, 13):
-        images = _images(rng, batch, 64, 64)
+    # 64x64 images go to the whole-graph XLA path (any batch), a 520x520 one (> 512 * 512) to segments.
+    for batch, size in ((1, 64), (13, 64), (1, 520)):
+        images = _images(rng, batch, size, size)
         expected = model(images, training=False).numpy()
         np.testing.assert_allclose(auto(images).numpy(), expected, **F32_TOL)
         np.testing.assert_allclose(plain(images).numpy(), expected, **F32_TOL)

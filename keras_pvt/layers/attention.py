@@ -9,6 +9,7 @@ import keras
 from keras import ops
 
 from keras_pvt.layers import fusion
+from keras_pvt.layers.activations import exact_gelu
 from keras_pvt.layers.initializers import conv_kernel_initializer, dense_kernel_initializer
 from keras_pvt.layers.norm import LayerNorm
 from keras_pvt.layers.pooling import AdaptiveAveragePooling2D
@@ -99,7 +100,7 @@ class SpatialReductionAttention(keras.layers.Layer):
                 return fusion.layer_norm_gelu(self.norm, x, self.sr.bias)
             return fusion.layer_norm(self.norm, x, self.sr.bias)
         x = self.norm(self.sr(x))
-        return ops.gelu(x, approximate=False) if self.linear else x
+        return exact_gelu(x) if self.linear else x
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         _, height, width, _ = ops.shape(inputs)

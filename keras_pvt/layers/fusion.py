@@ -20,6 +20,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from keras_pvt.layers.activations import exact_gelu
+
 _ACTIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("keras_pvt_fused", default=False)
 _WHOLE_XLA: contextvars.ContextVar[bool] = contextvars.ContextVar("keras_pvt_xla", default=False)
 _COMPILED: dict[Callable, Callable] = {}
@@ -53,15 +55,20 @@ def xla_depthwise() -> bool:
 def shifted_depthwise_conv(x: Any, kernel: Any, bias: Any) -> Any:
     """3x3 depthwise conv, stride 1, zero padding 1, plus bias, as nine shifted multiply-adds.
 
-    XLA fuses these into one loop; its own depthwise convolution is far slower on CPU.
+    XLA fuses these into one loop; its own depthwise convolution is far slower on CPU. Each shift
+    zero-pads only its own slice, so no padded copy of `x` is ever materialised.
     """
     height, width = ops.shape(x)[1], ops.shape(x)[2]
     kernel = ops.cast(kernel, x.dtype)
-    padded = ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
-    out = ops.cast(bias, x.dtype)
+    out = x * kernel[1, 1, :, 0] + ops.cast(bias, x.dtype)
     for i in range(3):
         for j in range(3):
-            out = out + padded[:, i : i + height, j : j + width, :] * kernel[i, j, :, 0]
+            if (i, j) == (1, 1):
+                continue
+            dy, dx = i - 1, j - 1  # out[y, x] += x[y + dy, x + dx] * kernel[i, j]
+            window = x[:, max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0), :]
+            window = ops.pad(window, [[0, 0], [max(-dy, 0), max(dy, 0)], [max(-dx, 0), max(dx, 0)], [0, 0]])
+            out = out + window * kernel[i, j, :, 0]
     return out
 
 
@@ -100,7 +107,7 @@ def _bias_norm(x: Any, bias: Any, gamma: Any, beta: Any, epsilon: float) -> Any:
 
 @_segment
 def _bias_norm_gelu(x: Any, bias: Any, gamma: Any, beta: Any, epsilon: float) -> Any:
-    return ops.gelu(_norm(x + ops.cast(bias, x.dtype), gamma, beta, epsilon, x.dtype), False)
+    return exact_gelu(_norm(x + ops.cast(bias, x.dtype), gamma, beta, epsilon, x.dtype))
 
 
 @_segment
@@ -116,7 +123,7 @@ def _add_norm(x: Any, y: Any, gamma: Any, beta: Any, epsilon: float) -> tuple[An
 
 @_segment
 def _bias_gelu(x: Any, bias: Any) -> Any:
-    return ops.gelu(x + ops.cast(bias, x.dtype), approximate=False)
+    return exact_gelu(x + ops.cast(bias, x.dtype))
 
 
 def dense(layer: keras.layers.Dense, x: Any) -> Any:

@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from keras_pvt.layers import fusion
+from keras_pvt.layers.activations import exact_gelu
 from keras_pvt.layers.initializers import conv_kernel_initializer, dense_kernel_initializer
 
 
@@ -59,8 +60,8 @@ class ConvMlp(keras.layers.Layer):
             x = ops.relu(x)
         if fusion.xla_depthwise() and not training:
             x = fusion.shifted_depthwise_conv(x, self.dwconv.kernel, self.dwconv.bias)
-            return self.fc2(ops.gelu(x, approximate=False))
-        x = ops.gelu(self.dwconv(x), approximate=False)
+            return self.fc2(exact_gelu(x))
+        x = exact_gelu(self.dwconv(x))
         x = self.drop(x, training=training)
         return self.drop(self.fc2(x), training=training)
 
