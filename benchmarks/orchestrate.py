@@ -15,6 +15,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 WORKERS = {"keras_pvt": "worker_keras_pvt.py", "timm": "worker_timm.py", "kecam": "worker_kecam.py"}
 PREFIX = "@@ "
+SETTLE_S = 0.5  # pause before each timed run, so one worker's idle threads never overlap the next one
 
 
 def interpreters(peers: Path) -> dict[str, Path]:
@@ -132,6 +133,7 @@ def compare(
                     cell = timings[label]
                     if cell.error:
                         continue
+                    time.sleep(SETTLE_S)  # let the previous worker's spinning threads go idle
                     reply = workers[label].request({"cmd": "run", "params": params, "iters": count})
                     if "error" in reply:
                         cell.error = reply["error"]

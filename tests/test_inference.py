@@ -9,6 +9,7 @@ import pytest
 from keras_pvt import PVT_V2
 from keras_pvt.inference import compile_inference, resolve_strategy
 from keras_pvt.layers import fusion
+from keras_pvt.layers.shifted_conv import shifted_depthwise_conv
 
 from helpers import tiny_config
 
@@ -119,7 +120,7 @@ def test_shifted_depthwise_conv_equals_the_layer(rng):
     layer = keras.layers.DepthwiseConv2D(3, padding="same", bias_initializer="random_normal")
     images = _images(rng, 2, 9, 13)
     expected = layer(images).numpy()
-    shifted = fusion.shifted_depthwise_conv(images, layer.kernel, layer.bias)
+    shifted = shifted_depthwise_conv(images, layer.kernel, layer.bias)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(shifted), expected, **F32_TOL)
 
 

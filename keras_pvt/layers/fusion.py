@@ -52,26 +52,6 @@ def xla_depthwise() -> bool:
     return _WHOLE_XLA.get()
 
 
-def shifted_depthwise_conv(x: Any, kernel: Any, bias: Any) -> Any:
-    """3x3 depthwise conv, stride 1, zero padding 1, plus bias, as nine shifted multiply-adds.
-
-    XLA fuses these into one loop; its own depthwise convolution is far slower on CPU. Each shift
-    zero-pads only its own slice, so no padded copy of `x` is ever materialised.
-    """
-    height, width = ops.shape(x)[1], ops.shape(x)[2]
-    kernel = ops.cast(kernel, x.dtype)
-    out = x * kernel[1, 1, :, 0] + ops.cast(bias, x.dtype)
-    for i in range(3):
-        for j in range(3):
-            if (i, j) == (1, 1):
-                continue
-            dy, dx = i - 1, j - 1  # out[y, x] += x[y + dy, x + dx] * kernel[i, j]
-            window = x[:, max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0), :]
-            window = ops.pad(window, [[0, 0], [max(-dy, 0), max(dy, 0)], [max(-dx, 0), max(dx, 0)], [0, 0]])
-            out = out + window * kernel[i, j, :, 0]
-    return out
-
-
 def active(training: bool | None = None) -> bool:
     """True while tracing inside `fused_segments()` for inference."""
     return _ACTIVE.get() and not training

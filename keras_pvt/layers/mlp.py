@@ -7,9 +7,9 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_pvt.layers import fusion
-from keras_pvt.layers.activations import exact_gelu
+from keras_pvt.layers import fusion, training_kernels
 from keras_pvt.layers.initializers import conv_kernel_initializer, dense_kernel_initializer
+from keras_pvt.layers.shifted_conv import shifted_depthwise_conv
 
 
 @keras.saving.register_keras_serializable(package="keras_pvt")
@@ -58,11 +58,11 @@ class ConvMlp(keras.layers.Layer):
         x = self.fc1(inputs)
         if self.linear:
             x = ops.relu(x)
-        if fusion.xla_depthwise() and not training:
-            x = fusion.shifted_depthwise_conv(x, self.dwconv.kernel, self.dwconv.bias)
-            return self.fc2(exact_gelu(x))
-        x = exact_gelu(self.dwconv(x))
-        x = self.drop(x, training=training)
+        if fusion.xla_depthwise():
+            x = shifted_depthwise_conv(x, self.dwconv.kernel, self.dwconv.bias)
+        else:
+            x = self.dwconv(x)
+        x = self.drop(training_kernels.gelu(x, training=training), training=training)
         return self.drop(self.fc2(x), training=training)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:

@@ -1,0 +1,56 @@
+"""The XLA training kernels (exact GELU, LayerNorm): same values and gradients as plain autodiff."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_pvt.layers import training_kernels
+from keras_pvt.layers.activations import exact_gelu
+from keras_pvt.layers.norm import LayerNorm
+
+pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow kernels")
+
+
+def _values_and_gradients(fn, inputs, weights=()):
+    @tf.function
+    def run(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x)
+            loss = tf.reduce_sum(y * tf.cos(y))  # a non-trivial upstream gradient
+        return (y, *tape.gradient(loss, [x, *weights]))
+
+    return [t.numpy() for t in run(tf.constant(inputs))]
+
+
+def test_applies_only_while_tracing_a_training_step():
+    assert not training_kernels.applies(True)  # eager
+    assert not training_kernels.applies(None)
+    seen = []
+    tf.function(lambda: seen.extend([training_kernels.applies(True), training_kernels.applies(False)]))()
+    assert seen == [True, False]
+
+
+def test_gelu_kernel_matches_autodiff(rng):
+    x = rng.normal(scale=3.0, size=(2, 9, 11, 16)).astype("float32")
+    fused = _values_and_gradients(lambda t: training_kernels.gelu(t, training=True), x)
+    plain = _values_and_gradients(exact_gelu, x)
+    for a, b in zip(fused, plain, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_layer_norm_kernel_matches_autodiff(rng):
+    x = rng.normal(loc=0.5, scale=2.0, size=(2, 7, 5, 24)).astype("float32")
+    norm = LayerNorm(epsilon=1e-6)
+    norm.build(x.shape)
+    norm.gamma.assign(rng.normal(size=24).astype("float32"))
+    norm.beta.assign(rng.normal(size=24).astype("float32"))
+    weights = [norm.gamma.value, norm.beta.value]
+    fused = _values_and_gradients(lambda t: norm(t, training=True), x, norm.trainable_variables)
+    plain = _values_and_gradients(lambda t: norm(t, training=False), x, norm.trainable_variables)
+    assert len(fused) == 4 and len(weights) == 2
+    for a, b in zip(fused, plain, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
