@@ -17,7 +17,8 @@ equal to `model(images, training=False)` to float32 round-off:
   faster path for larger images, where attention over many tokens dominates.
 
 "auto" (the default) picks per call by the image size (measured crossover on a 2-core Xeon: XLA is
-~15% faster at 224 and 512, ~5-20% slower at 768 and 1024). ``precision="bfloat16"``
+~15% faster at 224 and 512, ~5-20% slower at 768 and 1024; bfloat16 always takes "segments").
+``precision="bfloat16"``
 rebuilds the model under the ``mixed_bfloat16`` policy (variables, LayerNorm statistics and softmax
 stay float32; matmuls and convolutions run in bfloat16, native on CPUs with AMX) and changes the
 outputs by bfloat16 round-off; `benchmarks/` reports its speed and accuracy cost.
@@ -92,7 +93,7 @@ def compile_inference(
 
     def run(images: Any) -> Any:
         images = tf.convert_to_tensor(images, tf.float32)
-        if resolve_strategy(strategy, images.shape) == "xla":
+        if resolve_strategy(strategy, images.shape, precision) == "xla":
             return xla(images)
         return segments(images)
 
@@ -100,10 +101,15 @@ def compile_inference(
     return run
 
 
-def resolve_strategy(strategy: str, shape: Any) -> str:
-    """The path `strategy` takes for an NHWC batch of `shape`: "auto" becomes "xla" or "segments"."""
+def resolve_strategy(strategy: str, shape: Any, precision: str = "float32") -> str:
+    """The path `strategy` takes for an NHWC batch of `shape`: "auto" becomes "xla" or "segments".
+
+    bfloat16 always takes "segments": XLA's CPU dots do not use AMX, and run ~7x slower there.
+    """
     if strategy != "auto":
         return strategy
+    if precision == "bfloat16":
+        return "segments"
     height, width = (int(d) if d is not None else 0 for d in shape[1:3])
     return "xla" if height * width <= AUTO_XLA_MAX_IMAGE_PIXELS else "segments"
 

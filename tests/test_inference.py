@@ -42,6 +42,7 @@ def test_auto_strategy_picks_xla_up_to_512x512_images_at_any_batch():
     assert resolve_strategy("auto", (1, 513, 512, 3)) == "segments"
     assert resolve_strategy("auto", (1, 1024, 1024, 3)) == "segments"
     assert resolve_strategy("segments", (1, 64, 64, 3)) == "segments"
+    assert resolve_strategy("auto", (1, 224, 224, 3), precision="bfloat16") == "segments"
 
 
 def test_auto_and_plain_strategies(rng):
