@@ -17,7 +17,7 @@ equal to `model(images, training=False)` to float32 round-off:
   faster path for larger images, where attention over many tokens dominates.
 
 "auto" (the default) picks per call by the image size (measured crossover on a 2-core Xeon: XLA is
-~15% faster at 224 and 512, ~5-20% slower at 768 and 1024; bfloat16 always takes "segments").
+12-21% faster at 224 and 512, 4-22% slower at 768 and 1024; bfloat16 always takes "segments").
 ``precision="bfloat16"``
 rebuilds the model under the ``mixed_bfloat16`` policy (variables, LayerNorm statistics and softmax
 stay float32; matmuls and convolutions run in bfloat16, native on CPUs with AMX) and changes the
