@@ -40,6 +40,16 @@ def cached_tflite(path: Path, build_model: Any, quant: str, rng: Any) -> Path:
     return path
 
 
+def tflite_task(task: dict[str, Any], prefix: str, build_model: Any, rng: Any, versions: dict[str, str]):
+    """The `prepare` of a "tflite" task: converts `build_model()` once (cached), then times LiteRT."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    cache = Path(task["cache"]) / f"{prefix}_{task['variant']}_{task['quant']}.tflite"
+    path = cached_tflite(cache, build_model, task["quant"], rng)
+    versions["ai_edge_litert"] = version("ai-edge-litert")
+    return lambda params: tflite_step(Interpreter, path, params["threads"], rng)
+
+
 def tflite_step(interpreter_class: Any, path: Path, threads: int, rng: Any):
     interpreter = interpreter_class(model_path=str(path), num_threads=threads)
     interpreter.allocate_tensors()

@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import worker_protocol  # noqa: E402
-from tf_common import cached_tflite, tflite_step, version  # noqa: E402
+from tf_common import tflite_task, version  # noqa: E402
 
 BUILDERS = {"b0": "PVT_V2B0", "b1": "PVT_V2B1", "b2": "PVT_V2B2", "b2_li": "PVT_V2B2_linear"}
 
@@ -64,14 +64,7 @@ def main() -> None:
             return lambda: model.train_on_batch(images, labels)
 
     elif kind == "tflite":
-        from ai_edge_litert.interpreter import Interpreter
-
-        cache = Path(task["cache"]) / f"kecam_{variant}_{task['quant']}.tflite"
-        path = cached_tflite(cache, lambda: build(224), task["quant"], rng)
-        versions["ai_edge_litert"] = version("ai-edge-litert")
-
-        def prepare(params: dict[str, Any]):
-            return tflite_step(Interpreter, path, params["threads"], rng)
+        prepare = tflite_task(task, "kecam", lambda: build(224), rng, versions)
 
     else:
         raise ValueError(f"unknown task {kind!r}")

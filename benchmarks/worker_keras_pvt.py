@@ -21,7 +21,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import worker_protocol  # noqa: E402
-from tf_common import cached_tflite, tflite_step, version  # noqa: E402
+from tf_common import tflite_task  # noqa: E402
 
 
 def main() -> None:
@@ -71,14 +71,7 @@ def main() -> None:
             return lambda: model.train_on_batch(images, labels)
 
     elif kind == "tflite":
-        from ai_edge_litert.interpreter import Interpreter
-
-        cache = Path(task["cache"]) / f"keras_pvt_{variant}_{task['quant']}.tflite"
-        path = cached_tflite(cache, lambda: PVT_V2(variant), task["quant"], rng)
-        versions["ai_edge_litert"] = version("ai-edge-litert")
-
-        def prepare(params: dict[str, Any]):
-            return tflite_step(Interpreter, path, params["threads"], rng)
+        prepare = tflite_task(task, "keras_pvt", lambda: PVT_V2(variant), rng, versions)
 
     else:
         raise ValueError(f"unknown task {kind!r}")
