@@ -7,9 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_pvt import PVT_V2
 from keras_pvt.layers import training_kernels
 from keras_pvt.layers.activations import exact_gelu
 from keras_pvt.layers.norm import LayerNorm
+
+from helpers import tiny_config
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow kernels")
 
@@ -54,3 +57,24 @@ def test_layer_norm_kernel_matches_autodiff(rng):
     assert len(fused) == 4 and len(weights) == 2
     for a, b in zip(fused, plain, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_model_fit_traces_the_kernels_and_inference_does_not(monkeypatch, rng):
+    calls = {"gelu": 0, "layer_norm": 0}
+    kernel = training_kernels._kernel
+
+    def counting(name):
+        calls[name] += 1
+        return kernel(name)
+
+    monkeypatch.setattr(training_kernels, "_kernel", counting)
+    model = PVT_V2(tiny_config(num_classes=3))
+    images = rng.normal(size=(2, 64, 64, 3)).astype("float32")
+    tf.function(lambda x: model(x, training=False))(images)
+    assert calls == {"gelu": 0, "layer_norm": 0}
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.train_on_batch(images, np.array([0, 2]))
+    traces = calls["gelu"] // sum(tiny_config().depths)  # Keras may trace the step more than once
+    norms = [layer for layer in model._flatten_layers() if isinstance(layer, LayerNorm)]
+    assert traces >= 1 and calls["gelu"] == traces * sum(tiny_config().depths)  # one per block's MLP
+    assert calls["layer_norm"] == traces * len(norms)  # every LayerNorm of the model
