@@ -19,12 +19,10 @@ def shifted(x: Any, dy: int, dx: int) -> Any:
     return ops.pad(window, [[0, 0], [max(-dy, 0), max(dy, 0)], [max(-dx, 0), max(dx, 0)], [0, 0]])
 
 
-def shifted_depthwise_conv(x: Any, kernel: Any, bias: Any = None) -> Any:
-    """3x3 depthwise conv (kernel ``(3, 3, C, 1)``), stride 1, zero padding 1, plus optional bias."""
+def shifted_depthwise_conv(x: Any, kernel: Any, bias: Any) -> Any:
+    """3x3 depthwise conv (kernel ``(3, 3, C, 1)``), stride 1, zero padding 1, plus bias."""
     kernel = ops.cast(kernel, x.dtype)
-    out = x * kernel[1, 1, :, 0]
-    if bias is not None:
-        out = out + ops.cast(bias, x.dtype)
+    out = x * kernel[1, 1, :, 0] + ops.cast(bias, x.dtype)
     for i in range(3):
         for j in range(3):
             if (i, j) != (1, 1):

@@ -16,9 +16,8 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_pvt.layers.activations import exact_gelu
+from keras_pvt.layers.activations import exact_gelu, normal_cdf
 
-_SQRT_HALF = 0.7071067811865476
 _INV_SQRT_2PI = 0.3989422804014327
 _KERNELS: dict[str, Callable] = {}
 
@@ -44,9 +43,8 @@ def layer_norm(x: Any, gamma: Any, beta: Any, epsilon: float) -> Any:
 
 def exact_gelu_gradient(x: Any, dy: Any) -> Any:
     """``dy * d gelu(x) / dx`` for the exact GELU: ``dy * (Phi(x) + x * phi(x))``."""
-    cdf = 0.5 * (1.0 + ops.erf(x * _SQRT_HALF))
     pdf = ops.exp(-0.5 * x * x) * _INV_SQRT_2PI
-    return dy * (cdf + x * pdf)
+    return dy * (normal_cdf(x) + x * pdf)
 
 
 def _normalized(x: Any, epsilon: Any) -> tuple[Any, Any]:
