@@ -13,8 +13,9 @@ equal to `model(images, training=False)` to float32 round-off:
   batch size.
 * "segments": matmuls and convolutions stay TensorFlow (oneDNN) kernels, while each elementwise
   chain (bias + LayerNorm, residual + LayerNorm, bias + exact GELU) runs as one small XLA cluster
-  (`keras_pvt.layers.fusion.fused_segments`) instead of three to six passes over memory: the
-  faster path for larger images, where attention over many tokens dominates.
+  (`keras_pvt.layers.fusion.fused_segments`) instead of three to six passes over memory, and
+  attention over many tokens runs in query pieces whose scores stay in cache: the faster path for
+  larger images, where attention over many tokens dominates.
 
 "auto" (the default) picks per call by the image size (measured crossover on a 2-core Xeon: XLA is
 12-21% faster at 224 and 512, 4-22% slower at 768 and 1024; bfloat16 always takes "segments").

@@ -140,3 +140,35 @@ def test_bad_arguments_are_explained():
     flat = keras.Sequential([keras.Input((8,)), keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="4-D"):
         compile_inference(flat)
+
+
+def _reference_attention(q, keys, values):
+    scores = q @ keys
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    return (weights / weights.sum(-1, keepdims=True)) @ values
+
+
+@pytest.mark.parametrize("groups", [(2,), (1, 3)])
+def test_attention_in_query_pieces_equals_whole(groups, rng, monkeypatch):
+    import tensorflow as tf
+
+    q = rng.normal(size=(*groups, 50, 4)).astype("float32")
+    keys = rng.normal(size=(*groups, 4, 7)).astype("float32")
+    values = rng.normal(size=(*groups, 7, 4)).astype("float32")
+    expected = _reference_attention(q, keys, values)
+    # 2 * 3 * 50 * 7 scores: far over two pieces of 30, so the queries go in pieces (the last one short).
+    monkeypatch.setattr(fusion, "ATTENTION_SCORES_PER_PIECE", 30)
+    spec = tf.TensorSpec([None] * q.ndim, tf.float32)
+    pieced = tf.function(fusion.attention, input_signature=[spec] * 3)  # shapes unknown when traced
+    np.testing.assert_allclose(pieced(q, keys, values).numpy(), expected, **F32_TOL)
+    np.testing.assert_allclose(fusion.attention(q, keys, values).numpy(), expected, **F32_TOL)
+    monkeypatch.setattr(fusion, "ATTENTION_SCORES_PER_PIECE", 10**9)
+    np.testing.assert_allclose(fusion.attention(q, keys, values).numpy(), expected, **F32_TOL)
+
+
+def test_segments_path_with_attention_in_pieces_equals_model(rng, monkeypatch):
+    monkeypatch.setattr(fusion, "ATTENTION_SCORES_PER_PIECE", 64)
+    model = _random_model(include_top=False, pooling="avg")
+    predict = compile_inference(model, strategy="segments")
+    images = _images(rng, 2, 64, 80)
+    np.testing.assert_allclose(predict(images).numpy(), model(images, training=False).numpy(), **F32_TOL)

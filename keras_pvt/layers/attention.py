@@ -124,14 +124,16 @@ class SpatialReductionAttention(keras.layers.Layer):
             keys = ops.transpose(keys, (0, 2, 3, 1))  # (B, heads, head_dim, M)
             values = ops.transpose(values, (0, 2, 1, 3))  # (B, heads, M, head_dim)
 
-        scores = ops.cast(ops.matmul(q, keys), "float32")  # softmax in float32 under mixed precision
-        with warnings.catch_warnings():
-            # A single key/value token (tiny inputs) is legitimate here, not the mistake Keras warns of.
-            warnings.filterwarnings("ignore", message="You are using a softmax over axis")
-            weights = ops.softmax(scores, axis=-1)
-        weights = self.attn_drop(ops.cast(weights, self.compute_dtype), training=training)
-
-        out = ops.matmul(weights, values)
+        if fused:
+            out = fusion.attention(q, keys, values)
+        else:
+            scores = ops.cast(ops.matmul(q, keys), "float32")  # softmax in float32 under mixed precision
+            with warnings.catch_warnings():
+                # A single key/value token (tiny inputs) is legitimate here, not the mistake Keras warns of.
+                warnings.filterwarnings("ignore", message="You are using a softmax over axis")
+                weights = ops.softmax(scores, axis=-1)
+            weights = self.attn_drop(ops.cast(weights, self.compute_dtype), training=training)
+            out = ops.matmul(weights, values)
         if heads > 1:
             out = ops.transpose(out, (0, 2, 1, 3))  # (B, N, heads, head_dim)
         out = ops.reshape(out, (-1, height, width, self.dim))

@@ -22,6 +22,12 @@ from keras import ops
 
 from keras_pvt.layers.activations import exact_gelu
 
+# Attention over many tokens runs in query pieces of about this many scores each (16 MiB in float32),
+# at most `ATTENTION_MAX_PIECES` pieces, so that each piece's scores and softmax stay in cache. Measured
+# on a 2-core Xeon at 1024x1024: B2 5-10% faster, B0 10% faster; no change at 768x768.
+ATTENTION_SCORES_PER_PIECE = 4 * 2**20
+ATTENTION_MAX_PIECES = 16
+
 _ACTIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("keras_pvt_fused", default=False)
 _WHOLE_XLA: contextvars.ContextVar[bool] = contextvars.ContextVar("keras_pvt_xla", default=False)
 _COMPILED: dict[Callable, Callable] = {}
@@ -136,3 +142,33 @@ def add_norm(norm: keras.layers.LayerNormalization, x: Any, y: Any) -> tuple[Any
 def bias_gelu(x: Any, bias: Any) -> Any:
     """Exact `gelu(x + bias)` as one fused segment."""
     return _bias_gelu(x, bias)
+
+
+def attention(q: Any, keys: Any, values: Any) -> Any:
+    """``softmax(q @ keys) @ values`` with the softmax in float32; q ``(..., N, D)``, keys ``(..., D, M)``.
+
+    When the scores hold more than two pieces' worth, the queries are split into pieces along N: each
+    query's softmax is independent of the others, so the result is the same, piece by piece.
+    """
+    import tensorflow as tf
+
+    def whole(q: Any) -> Any:
+        weights = tf.nn.softmax(tf.cast(tf.matmul(q, keys), tf.float32), axis=-1)
+        return tf.matmul(tf.cast(weights, q.dtype), values)
+
+    shape = tf.shape(q)
+    groups = tf.reduce_prod(shape[:-2])
+    queries, tokens = shape[-2], tf.shape(keys)[-1]
+    scores = tf.cast(groups, tf.int64) * tf.cast(queries, tf.int64) * tf.cast(tokens, tf.int64)
+
+    def in_pieces() -> Any:
+        per_piece = ATTENTION_SCORES_PER_PIECE // tf.maximum(groups * tokens, 1)
+        size = tf.maximum(per_piece, -(-queries // ATTENTION_MAX_PIECES))
+        pieces: list[Any] = []
+        for i in range(ATTENTION_MAX_PIECES):
+            # One piece after the other, so that one piece's scores are alive at a time.
+            with tf.control_dependencies(pieces[-1:]):
+                pieces.append(whole(q[..., i * size : (i + 1) * size, :]))
+        return tf.concat(pieces, axis=-2)
+
+    return tf.cond(scores > 2 * ATTENTION_SCORES_PER_PIECE, in_pieces, lambda: whole(q))
