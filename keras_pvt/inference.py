@@ -13,9 +13,9 @@ equal to `model(images, training=False)` to float32 round-off:
   batch size.
 * "segments": matmuls and convolutions stay TensorFlow (oneDNN) kernels, while each elementwise
   chain (bias + LayerNorm, residual + LayerNorm, bias + exact GELU) runs as one small XLA cluster
-  (`keras_pvt.layers.fusion.fused_segments`) instead of three to six passes over memory, and
-  attention over many tokens runs in query pieces whose scores stay in cache: the faster path for
-  larger images, where attention over many tokens dominates.
+  (`keras_pvt.layers.fusion.fused_segments`) instead of three to six passes over memory; above
+  512x512, attention over many tokens runs in query pieces whose scores stay in cache: the faster
+  path for larger images, where attention over many tokens dominates.
 
 "auto" (the default) picks per call by the image size (measured crossover on a 2-core Xeon: XLA is
 12-21% faster at 224 and 512, 4-22% slower at 768 and 1024; bfloat16 always takes "segments").
@@ -38,6 +38,9 @@ STRATEGIES = ("auto", "segments", "xla", "plain")
 # there XLA's fused elementwise passes win; on bigger images the attention matmuls and softmax over
 # many tokens dominate, and TensorFlow's oneDNN kernels win.
 AUTO_XLA_MAX_IMAGE_PIXELS = 512 * 512
+# The "segments" path runs attention in query pieces for images of more than this many pixels (measured:
+# ~10% faster at 1024x1024, no change at 768x768; below, the size test would only add overhead).
+ATTENTION_PIECES_MIN_IMAGE_PIXELS = 512 * 512
 
 
 def compile_inference(
@@ -82,10 +85,15 @@ def compile_inference(
     def float32(outputs: Any) -> Any:
         return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), outputs)
 
-    @tf.function(input_signature=signature, autograph=False)
-    def segments(images: tf.Tensor) -> Any:
-        with fused_segments(strategy != "plain"):
-            return float32(model(images, training=False))
+    def segments_path(attention_pieces: bool) -> Callable[[Any], Any]:
+        @tf.function(input_signature=signature, autograph=False)
+        def segments(images: tf.Tensor) -> Any:
+            with fused_segments(strategy != "plain", attention_pieces=attention_pieces):
+                return float32(model(images, training=False))
+
+        return segments
+
+    segments, segments_large = segments_path(False), segments_path(True)
 
     @tf.function(input_signature=signature, autograph=False, jit_compile=True)
     def xla(images: tf.Tensor) -> Any:
@@ -96,6 +104,8 @@ def compile_inference(
         images = tf.convert_to_tensor(images, tf.float32)
         if resolve_strategy(strategy, images.shape, precision) == "xla":
             return xla(images)
+        if strategy != "plain" and _pixels(images.shape) > ATTENTION_PIECES_MIN_IMAGE_PIXELS:
+            return segments_large(images)
         return segments(images)
 
     run.model = model  # type: ignore[attr-defined]
@@ -111,8 +121,13 @@ def resolve_strategy(strategy: str, shape: Any, precision: str = "float32") -> s
         return strategy
     if precision == "bfloat16":
         return "segments"
+    return "xla" if _pixels(shape) <= AUTO_XLA_MAX_IMAGE_PIXELS else "segments"
+
+
+def _pixels(shape: Any) -> int:
+    """Height x width of an NHWC shape (0 where unknown)."""
     height, width = (int(d) if d is not None else 0 for d in shape[1:3])
-    return "xla" if height * width <= AUTO_XLA_MAX_IMAGE_PIXELS else "segments"
+    return height * width
 
 
 def _bfloat16_copy(model: keras.Model) -> keras.Model:

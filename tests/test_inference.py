@@ -160,15 +160,20 @@ def test_attention_in_query_pieces_equals_whole(groups, rng, monkeypatch):
     monkeypatch.setattr(fusion, "ATTENTION_SCORES_PER_PIECE", 30)
     spec = tf.TensorSpec([None] * q.ndim, tf.float32)
     pieced = tf.function(fusion.attention, input_signature=[spec] * 3)  # shapes unknown when traced
-    np.testing.assert_allclose(pieced(q, keys, values).numpy(), expected, **F32_TOL)
-    np.testing.assert_allclose(fusion.attention(q, keys, values).numpy(), expected, **F32_TOL)
-    monkeypatch.setattr(fusion, "ATTENTION_SCORES_PER_PIECE", 10**9)
+    with fusion.fused_segments(attention_pieces=True):
+        np.testing.assert_allclose(pieced(q, keys, values).numpy(), expected, **F32_TOL)
+        np.testing.assert_allclose(fusion.attention(q, keys, values).numpy(), expected, **F32_TOL)
     np.testing.assert_allclose(fusion.attention(q, keys, values).numpy(), expected, **F32_TOL)
 
 
-def test_segments_path_with_attention_in_pieces_equals_model(rng, monkeypatch):
+def test_segments_path_runs_attention_in_pieces_for_large_images(rng, monkeypatch):
+    from keras_pvt import inference
+
     monkeypatch.setattr(fusion, "ATTENTION_SCORES_PER_PIECE", 64)
+    monkeypatch.setattr(inference, "ATTENTION_PIECES_MIN_IMAGE_PIXELS", 32 * 32)
     model = _random_model(include_top=False, pooling="avg")
     predict = compile_inference(model, strategy="segments")
-    images = _images(rng, 2, 64, 80)
-    np.testing.assert_allclose(predict(images).numpy(), model(images, training=False).numpy(), **F32_TOL)
+    for size in (32, 64):  # whole attention, then pieces
+        images = _images(rng, 2, size, size + 16)
+        expected = model(images, training=False).numpy()
+        np.testing.assert_allclose(predict(images).numpy(), expected, **F32_TOL)

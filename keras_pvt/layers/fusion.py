@@ -22,24 +22,32 @@ from keras import ops
 
 from keras_pvt.layers.activations import exact_gelu
 
-# Attention over many tokens runs in query pieces of about this many scores each (16 MiB in float32),
-# at most `ATTENTION_MAX_PIECES` pieces, so that each piece's scores and softmax stay in cache. Measured
-# on a 2-core Xeon at 1024x1024: B2 5-10% faster, B0 10% faster; no change at 768x768.
+# With `fused_segments(attention_pieces=True)`, attention over many tokens runs in query pieces of about
+# this many scores each (16 MiB in float32), at most `ATTENTION_MAX_PIECES` pieces, so that each piece's
+# scores and softmax stay in cache. Measured on a 2-core Xeon at 1024x1024: B2 5-10% faster, B0 10%
+# faster; no change at 768x768.
 ATTENTION_SCORES_PER_PIECE = 4 * 2**20
 ATTENTION_MAX_PIECES = 16
 
 _ACTIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("keras_pvt_fused", default=False)
+_PIECES: contextvars.ContextVar[bool] = contextvars.ContextVar("keras_pvt_pieces", default=False)
 _WHOLE_XLA: contextvars.ContextVar[bool] = contextvars.ContextVar("keras_pvt_xla", default=False)
 _COMPILED: dict[Callable, Callable] = {}
 
 
 @contextlib.contextmanager
-def fused_segments(enabled: bool = True) -> Iterator[None]:
-    """Trace the model's layers with XLA-fused elementwise segments (TensorFlow backend only)."""
+def fused_segments(enabled: bool = True, attention_pieces: bool = False) -> Iterator[None]:
+    """Trace the model's layers with XLA-fused elementwise segments (TensorFlow backend only).
+
+    `attention_pieces` lets `attention` split large score matrices into query pieces (for large
+    images: on small ones the size test alone would cost more than it saves).
+    """
     token = _ACTIVE.set(enabled and keras.backend.backend() == "tensorflow")
+    pieces = _PIECES.set(attention_pieces)
     try:
         yield
     finally:
+        _PIECES.reset(pieces)
         _ACTIVE.reset(token)
 
 
@@ -147,14 +155,18 @@ def bias_gelu(x: Any, bias: Any) -> Any:
 def attention(q: Any, keys: Any, values: Any) -> Any:
     """``softmax(q @ keys) @ values`` with the softmax in float32; q ``(..., N, D)``, keys ``(..., D, M)``.
 
-    When the scores hold more than two pieces' worth, the queries are split into pieces along N: each
-    query's softmax is independent of the others, so the result is the same, piece by piece.
+    Inside `fused_segments(attention_pieces=True)`, when the scores hold more than two pieces' worth,
+    the queries are split into pieces along N: each query's softmax is independent of the others, so
+    the result is the same, piece by piece.
     """
     import tensorflow as tf
 
     def whole(q: Any) -> Any:
         weights = tf.nn.softmax(tf.cast(tf.matmul(q, keys), tf.float32), axis=-1)
         return tf.matmul(tf.cast(weights, q.dtype), values)
+
+    if not _PIECES.get():
+        return whole(q)
 
     shape = tf.shape(q)
     groups = tf.reduce_prod(shape[:-2])
