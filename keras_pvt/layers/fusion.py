@@ -178,7 +178,8 @@ def attention(q: Any, keys: Any, values: Any) -> Any:
         size = tf.maximum(per_piece, -(-queries // ATTENTION_MAX_PIECES))
         pieces: list[Any] = []
         for i in range(ATTENTION_MAX_PIECES):
-            # One piece after the other, so that one piece's scores are alive at a time.
+            # One piece after the other, not side by side on the executor's threads (measured: about the same
+            # speed at batch 1 and peak memory at batch 4 either way; in order, one piece's scores at a time).
             with tf.control_dependencies(pieces[-1:]):
                 pieces.append(whole(q[..., i * size : (i + 1) * size, :]))
         return tf.concat(pieces, axis=-2)
