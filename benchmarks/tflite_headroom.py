@@ -1,0 +1,149 @@
+"""How much faster could any TFLite B0 float32 graph get? Times the model with op groups made free.
+
+    python benchmarks/tflite_headroom.py [--rounds 5] [--invokes 40] [--out benchmarks/results]
+
+A diagnostic, not a model anyone should ship. It converts B0 (batch 1, 224, builtin ops) several
+times: once as it is, and once with each group of non-matmul ops replaced by the identity while
+tracing (LayerNorm, exact GELU, the MLP's depthwise conv, the attention softmax, and all four at
+once). The converter then drops those ops, so each variant's latency is what the model would cost
+if that group cost nothing. Whatever a reformulation of these ops could save is bounded by the gap.
+Variants alternate within each round, so drift on the machine cancels; writes
+`tflite_headroom.json` and `tflite_headroom.md` (medians, min-max, ratio to the unchanged model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from machine import machine_info  # noqa: E402
+from tf_common import convert_tflite  # noqa: E402
+
+THREADS = (1, 2)
+
+
+def identity(x: Any, *args: Any, **kwargs: Any) -> Any:
+    return x
+
+
+@contextlib.contextmanager
+def replaced(owner: Any, name: str, value: Any) -> Iterator[None]:
+    """`owner.name = value` for the duration of the block."""
+    original = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
+def ablations() -> dict[str, Callable[[], contextlib.AbstractContextManager]]:
+    """Name -> context in which that op group traces as the identity."""
+    import keras
+
+    from keras_pvt.layers import attention, norm, training_kernels
+
+    groups = {
+        "LayerNorm": lambda: replaced(norm.LayerNorm, "call", lambda self, x, training=None: x),
+        "GELU": lambda: replaced(training_kernels, "gelu", identity),
+        "depthwise conv": lambda: replaced(keras.layers.DepthwiseConv2D, "call", lambda self, x: x),
+        "softmax": lambda: replaced(attention.ops, "softmax", identity),
+    }
+
+    def all_four() -> contextlib.ExitStack:
+        stack = contextlib.ExitStack()
+        for enter in groups.values():
+            stack.enter_context(enter())
+        return stack
+
+    return {"unchanged": contextlib.nullcontext, **groups, "all four": all_four}
+
+
+def latency_ms(interpreter: Any, invokes: int) -> list[float]:
+    times = []
+    for _ in range(invokes):
+        start = time.perf_counter()
+        interpreter.invoke()
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--invokes", type=int, default=40, help="timed invokes per variant and round")
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    args = parser.parse_args()
+
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    from keras_pvt import PVT_V2
+
+    rng = np.random.default_rng(0)
+    model = PVT_V2("b0")
+    flatbuffers = {}
+    for name, context in ablations().items():
+        with context():
+            flatbuffers[name] = convert_tflite(model, "float32", rng)
+
+    samples: dict[int, dict[str, list[float]]] = {t: {name: [] for name in flatbuffers} for t in THREADS}
+    interpreters = {}
+    for threads in THREADS:
+        for name, flatbuffer in flatbuffers.items():
+            interpreter = Interpreter(model_content=flatbuffer, num_threads=threads)
+            interpreter.allocate_tensors()
+            detail = interpreter.get_input_details()[0]
+            interpreter.set_tensor(detail["index"], rng.normal(size=detail["shape"]).astype("float32"))
+            latency_ms(interpreter, 5)  # warm-up
+            interpreters[threads, name] = interpreter
+    for round_index in range(args.rounds):
+        for threads in THREADS:
+            for name in flatbuffers:
+                round_median = statistics.median(latency_ms(interpreters[threads, name], args.invokes))
+                samples[threads][name].append(round_median)
+        print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+
+    results = {"machine": machine_info(), "rounds": args.rounds, "invokes": args.invokes,
+               "latency_ms": {str(t): samples[t] for t in THREADS}}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "tflite_headroom.json").write_text(json.dumps(results, indent=1))
+    (args.out / "tflite_headroom.md").write_text(report(results))
+    print(report(results))
+    return 0
+
+
+def report(results: dict[str, Any]) -> str:
+    machine = results["machine"]
+    lines = [
+        "# TFLite B0 float32 headroom: latency with op groups made free (batch 1, 224x224)",
+        "",
+        f"{machine['cpu_model']}, {machine['usable_cpus']} usable CPUs, {machine['time']}; "
+        f"{results['rounds']} rounds x {results['invokes']} invokes, medians of round medians.",
+        "",
+        "| op group traced as identity | threads | latency ms (min-max) | vs unchanged |",
+        "|---|---|---|---|",
+    ]
+    for threads, by_name in results["latency_ms"].items():
+        base = statistics.median(by_name["unchanged"])
+        for name, values in by_name.items():
+            median = statistics.median(values)
+            lines.append(f"| {name} | {threads} | {median:.2f} ({min(values):.2f}-{max(values):.2f}) "
+                         f"| {median / base:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
