@@ -19,6 +19,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check keras_pvt tests $(wildcard benchmarks)
+	$(PY) -m ruff format --check keras_pvt tests $(wildcard benchmarks)
 	$(PY) -m pytest -q -ra tests
 
 lint: $(STAMP)

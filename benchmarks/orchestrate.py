@@ -49,7 +49,11 @@ class Worker:
         self.log = open(log_dir / f"{contestant.label}.log", "ab")  # noqa: SIM115 (closed in quit)
         self.process = subprocess.Popen(
             [str(python), str(HERE / WORKERS[contestant.impl]), json.dumps(contestant.task)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=env, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            env=env,
+            text=True,
         )
         self.hello = self.receive()
 
@@ -57,7 +61,7 @@ class Worker:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             if line.startswith(PREFIX):
-                return json.loads(line[len(PREFIX):])
+                return json.loads(line[len(PREFIX) :])
         raise RuntimeError(f"worker exited (code {self.process.wait()}); see {self.log.name}")
 
     def request(self, command: dict[str, Any]) -> dict[str, Any]:
@@ -89,11 +93,17 @@ class Cell:
             return {"error": self.error or "no timings"}
         median = statistics.median(self.wall)
         return {
-            "median_s": median, "min_s": min(self.wall), "max_s": max(self.wall),
-            "per_s": per_call / median, "per_s_min": per_call / max(self.wall),
-            "per_s_max": per_call / min(self.wall), "cpu_median_s": statistics.median(self.cpu),
-            "round_medians_s": self.round_medians, "samples": len(self.wall),
-            "prepare_s": self.prepare_s, "error": self.error,
+            "median_s": median,
+            "min_s": min(self.wall),
+            "max_s": max(self.wall),
+            "per_s": per_call / median,
+            "per_s_min": per_call / max(self.wall),
+            "per_s_max": per_call / min(self.wall),
+            "cpu_median_s": statistics.median(self.cpu),
+            "round_medians_s": self.round_medians,
+            "samples": len(self.wall),
+            "prepare_s": self.prepare_s,
+            "error": self.error,
         }
 
 
@@ -113,8 +123,9 @@ def compare(
     """
     present = [c for c in contestants if c.impl in pythons]
     workers: dict[str, Worker] = {}
-    info: dict[str, Any] = {c.label: {"skipped": f"{c.impl} not installed"}
-                            for c in contestants if c.impl not in pythons}
+    info: dict[str, Any] = {
+        c.label: {"skipped": f"{c.impl} not installed"} for c in contestants if c.impl not in pythons
+    }
     try:
         for contestant in present:
             try:
@@ -128,7 +139,7 @@ def compare(
             timings = {label: Cell() for label in workers}
             for r in range(rounds):
                 order = list(workers)
-                order = order[r % len(order):] + order[: r % len(order)] if order else order
+                order = order[r % len(order) :] + order[: r % len(order)] if order else order
                 for label in order:
                     cell = timings[label]
                     if cell.error:

@@ -23,8 +23,7 @@ def _rate(summary: dict[str, Any] | None) -> str:
 def _ms(summary: dict[str, Any] | None) -> str:
     if not summary or "median_s" not in summary:
         return "n/a" if not summary else "error"
-    return (f"{1e3 * summary['median_s']:.2f} "
-            f"({1e3 * summary['min_s']:.2f}-{1e3 * summary['max_s']:.2f})")
+    return f"{1e3 * summary['median_s']:.2f} ({1e3 * summary['min_s']:.2f}-{1e3 * summary['max_s']:.2f})"
 
 
 def _best_peer(row: dict[str, Any]) -> tuple[str, float] | None:
@@ -40,22 +39,33 @@ def inference_section(run: dict[str, Any], targets: list[list[str]]) -> list[str
     if not any(group.startswith("infer_") for group in run["results"]):
         return []
     labels = ["keras_pvt", "keras_pvt_tf_function", "keras_pvt_bf16", "timm", "kecam"]
-    lines = ["## Inference, images/s at 224x224 (median, min-max)", "",
-             "| variant | batch | " + " | ".join(labels) + " | keras_pvt / faster peer |",
-             "|" + "---|" * (len(labels) + 3)]
+    lines = [
+        "## Inference, images/s at 224x224 (median, min-max)",
+        "",
+        "| variant | batch | " + " | ".join(labels) + " | keras_pvt / faster peer |",
+        "|" + "---|" * (len(labels) + 3),
+    ]
     for variant in ("b0", "b2"):
         for batch in (1, 16):
             row = _cell(run, f"infer_{variant}", {"batch": batch, "size": 224})
             if not row:
                 continue
             best = _best_peer(row)
-            ratio = row["keras_pvt"]["per_s"] / best[1] if best and "per_s" in row.get(
-                "keras_pvt", {}) else None
-            lines.append(f"| {variant} | {batch} | " + " | ".join(_rate(row.get(k)) for k in labels)
-                         + f" | {'n/a' if ratio is None else f'{ratio:.2f}x vs {best[0]}'} |")
-            targets.append([f"{variant} inference batch {batch} >= 1.5x faster peer",
-                            "n/a" if ratio is None else f"{ratio:.2f}x",
-                            _verdict(None if ratio is None else ratio >= 1.5)])
+            ratio = (
+                row["keras_pvt"]["per_s"] / best[1] if best and "per_s" in row.get("keras_pvt", {}) else None
+            )
+            lines.append(
+                f"| {variant} | {batch} | "
+                + " | ".join(_rate(row.get(k)) for k in labels)
+                + f" | {'n/a' if ratio is None else f'{ratio:.2f}x vs {best[0]}'} |"
+            )
+            targets.append(
+                [
+                    f"{variant} inference batch {batch} >= 1.5x faster peer",
+                    "n/a" if ratio is None else f"{ratio:.2f}x",
+                    _verdict(None if ratio is None else ratio >= 1.5),
+                ]
+            )
     return [*lines, ""]
 
 
@@ -63,37 +73,67 @@ def train_section(run: dict[str, Any], targets: list[list[str]]) -> list[str]:
     group = run["results"].get("train_b0")
     if not group:
         return []
-    (key, row), = group["cells"].items()
+    ((key, row),) = group["cells"].items()
     params = json.loads(key)
-    lines = [f"## Training step, b0, batch {params['batch']} at 224 (images/s, AdamW)", "",
-             "| keras_pvt | timm | kecam | keras_pvt / timm |", "|---|---|---|---|"]
+    lines = [
+        f"## Training step, b0, batch {params['batch']} at 224 (images/s, AdamW)",
+        "",
+        "| keras_pvt | timm | kecam | keras_pvt / timm |",
+        "|---|---|---|---|",
+    ]
     ratio = None
     if "per_s" in row.get("keras_pvt", {}) and "per_s" in row.get("timm", {}):
         ratio = row["keras_pvt"]["per_s"] / row["timm"]["per_s"]
-    lines.append(" | ".join(["", *(_rate(row.get(k)) for k in ("keras_pvt", "timm", "kecam")),
-                             "n/a" if ratio is None else f"{ratio:.2f}x", ""]).strip())
-    targets.append(["b0 training step >= 1.2x timm", "n/a" if ratio is None else f"{ratio:.2f}x",
-                    _verdict(None if ratio is None else ratio >= 1.2)])
+    lines.append(
+        " | ".join(
+            [
+                "",
+                *(_rate(row.get(k)) for k in ("keras_pvt", "timm", "kecam")),
+                "n/a" if ratio is None else f"{ratio:.2f}x",
+                "",
+            ]
+        ).strip()
+    )
+    targets.append(
+        [
+            "b0 training step >= 1.2x timm",
+            "n/a" if ratio is None else f"{ratio:.2f}x",
+            _verdict(None if ratio is None else ratio >= 1.2),
+        ]
+    )
     return [*lines, ""]
 
 
 def tflite_section(run: dict[str, Any], targets: list[list[str]]) -> list[str]:
     if "tflite_b0" not in run["results"]:
         return []
-    lines = ["## TFLite b0, batch 1, latency ms (median, min-max)", "",
-             "| model | threads | keras_pvt | kecam | keras_pvt / kecam |", "|---|---|---|---|---|"]
+    lines = [
+        "## TFLite b0, batch 1, latency ms (median, min-max)",
+        "",
+        "| model | threads | keras_pvt | kecam | keras_pvt / kecam |",
+        "|---|---|---|---|---|",
+    ]
     for quant in ("float32", "int8"):
         for threads in (1, 2):
             row = _cell(run, "tflite_b0", {"threads": threads})
             ours, peer = row.get(f"keras_pvt_{quant}"), row.get(f"kecam_{quant}")
-            ratio = (ours["median_s"] / peer["median_s"]
-                     if ours and peer and "median_s" in ours and "median_s" in peer else None)
-            lines.append(f"| {quant} | {threads} | {_ms(ours)} | {_ms(peer)} | "
-                         f"{'n/a' if ratio is None else f'{ratio:.2f}x'} |")
+            ratio = (
+                ours["median_s"] / peer["median_s"]
+                if ours and peer and "median_s" in ours and "median_s" in peer
+                else None
+            )
+            lines.append(
+                f"| {quant} | {threads} | {_ms(ours)} | {_ms(peer)} | "
+                f"{'n/a' if ratio is None else f'{ratio:.2f}x'} |"
+            )
             if quant == "float32":
-                targets.append([f"TFLite b0 float32 latency, {threads} thread(s), <= 0.8x kecam",
-                                "n/a" if ratio is None else f"{ratio:.2f}x",
-                                _verdict(None if ratio is None else ratio <= 0.8)])
+                targets.append(
+                    [
+                        f"TFLite b0 float32 latency, {threads} thread(s), <= 0.8x kecam",
+                        "n/a" if ratio is None else f"{ratio:.2f}x",
+                        _verdict(None if ratio is None else ratio <= 0.8),
+                    ]
+                )
     return [*lines, ""]
 
 
@@ -101,8 +141,12 @@ def memory_section(run: dict[str, Any], targets: list[list[str]]) -> list[str]:
     memory = run["results"].get("memory_b0")
     if not memory:
         return []
-    lines = ["## Peak memory, b0 inference at batch 16 (fresh process each, MiB)", "",
-             "| implementation | peak RSS | RSS after imports | peak - imports |", "|---|---|---|---|"]
+    lines = [
+        "## Peak memory, b0 inference at batch 16 (fresh process each, MiB)",
+        "",
+        "| implementation | peak RSS | RSS after imports | peak - imports |",
+        "|---|---|---|---|",
+    ]
     peaks = {}
     for label, workers in memory.items():
         info = workers.get(label, {})
@@ -110,13 +154,19 @@ def memory_section(run: dict[str, Any], targets: list[list[str]]) -> list[str]:
             lines.append(f"| {label} | {info.get('skipped') or info.get('error', 'n/a')} | | |")
             continue
         peaks[label] = info["peak_rss_mb"]
-        lines.append(f"| {label} | {info['peak_rss_mb']:.0f} | {info['rss_mb']:.0f} | "
-                     f"{info['peak_rss_mb'] - info['rss_mb']:.0f} |")
+        lines.append(
+            f"| {label} | {info['peak_rss_mb']:.0f} | {info['rss_mb']:.0f} | "
+            f"{info['peak_rss_mb'] - info['rss_mb']:.0f} |"
+        )
     peer_peaks = [peaks[p] for p in PEERS if p in peaks]
     ok = None if "keras_pvt" not in peaks or not peer_peaks else peaks["keras_pvt"] <= min(peer_peaks)
-    targets.append(["b0 batch-16 inference peak memory <= peers'",
-                    "n/a" if ok is None else f"{peaks['keras_pvt']:.0f} vs {min(peer_peaks):.0f} MiB",
-                    _verdict(ok)])
+    targets.append(
+        [
+            "b0 batch-16 inference peak memory <= peers'",
+            "n/a" if ok is None else f"{peaks['keras_pvt']:.0f} vs {min(peer_peaks):.0f} MiB",
+            _verdict(ok),
+        ]
+    )
     return [*lines, ""]
 
 
@@ -128,9 +178,12 @@ def scaling_section(run: dict[str, Any], output: Path) -> tuple[list[str], Path 
 
     sizes = group["sizes"]
     series: dict[str, list[float | None]] = {"b2": [], "b2_li": []}
-    lines = ["## Resolution scaling, keras_pvt `compile_inference`, batch 1 (ms per image)", "",
-             "| size | b2 ms | b2 GFLOPs* | b2_li ms | b2_li GFLOPs* | b2 / b2_li time |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "## Resolution scaling, keras_pvt `compile_inference`, batch 1 (ms per image)",
+        "",
+        "| size | b2 ms | b2 GFLOPs* | b2_li ms | b2_li GFLOPs* | b2 / b2_li time |",
+        "|---|---|---|---|---|---|",
+    ]
     for size in sizes:
         row = _cell(run, "scaling", {"batch": 1, "size": size})
         cells = []
@@ -143,8 +196,11 @@ def scaling_section(run: dict[str, Any], output: Path) -> tuple[list[str], Path 
         b2, li = series["b2"][-1], series["b2_li"][-1]
         ratio = f"{b2 / li:.2f}" if b2 and li else "n/a"
         lines.append(f"| {size} | " + " | ".join(cells) + f" | {ratio} |")
-    lines += ["", "*GFLOPs = 2 x multiply-accumulates, from `PVTV2Config.flops` (published "
-              "figures count MACs: half these)."]
+    lines += [
+        "",
+        "*GFLOPs = 2 x multiply-accumulates, from `PVTV2Config.flops` (published "
+        "figures count MACs: half these).",
+    ]
     plot = _plot(sizes, series, output / "resolution_scaling.png")
     if plot:
         lines += ["", f"![resolution scaling]({plot.name})"]
@@ -166,10 +222,10 @@ def _plot(sizes: list[int], series: dict[str, list[float | None]], path: Path) -
         points = [(s, v) for s, v in zip(sizes, values) if v is not None]
         if points:
             left.plot(*zip(*points), marker="o", label=f"{variant} (measured)")
-        right.plot(sizes, [get_config(variant).flops(s) / 1e9 for s in sizes], marker="s",
-                   label=f"{variant}")
-    left.set(xlabel="input side (pixels)", ylabel="ms per image (batch 1)", yscale="log",
-             title="keras-pvt latency")
+        right.plot(sizes, [get_config(variant).flops(s) / 1e9 for s in sizes], marker="s", label=f"{variant}")
+    left.set(
+        xlabel="input side (pixels)", ylabel="ms per image (batch 1)", yscale="log", title="keras-pvt latency"
+    )
     right.set(xlabel="input side (pixels)", ylabel="GFLOPs", yscale="log", title="analytic cost")
     for axis in (left, right):
         axis.grid(True, alpha=0.3)
@@ -186,13 +242,18 @@ def bf16_section(run: dict[str, Any]) -> list[str]:
         return []
     if "error" in accuracy:
         return ["## bfloat16 accuracy cost", "", f"error: {accuracy['error'][-300:]}", ""]
-    lines = ["## bfloat16 accuracy cost (random weights, random images, logits)", "",
-             "| variant | images | relative error | max abs diff (max abs logit) | top-1 agreement |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "## bfloat16 accuracy cost (random weights, random images, logits)",
+        "",
+        "| variant | images | relative error | max abs diff (max abs logit) | top-1 agreement |",
+        "|---|---|---|---|---|",
+    ]
     for variant, a in accuracy.items():
-        lines.append(f"| {variant} | {a['images']} | {a['logits_relative_error']:.2e} | "
-                     f"{a['logits_max_abs_diff']:.2e} ({a['logits_max_abs']:.2e}) | "
-                     f"{a['top1_agreement']:.0%} |")
+        lines.append(
+            f"| {variant} | {a['images']} | {a['logits_relative_error']:.2e} | "
+            f"{a['logits_max_abs_diff']:.2e} ({a['logits_max_abs']:.2e}) | "
+            f"{a['top1_agreement']:.0%} |"
+        )
     return [*lines, ""]
 
 
@@ -221,11 +282,22 @@ def machine_lines(run: dict[str, Any]) -> list[str]:
 def write_reports(run: dict[str, Any], output: Path) -> list[Path]:
     """Write bench.json, bench.md and resolution_scaling.png under `output`; return the paths."""
     targets: list[list[str]] = []
-    body = (inference_section(run, targets) + train_section(run, targets)
-            + tflite_section(run, targets) + memory_section(run, targets) + bf16_section(run))
+    body = (
+        inference_section(run, targets)
+        + train_section(run, targets)
+        + tflite_section(run, targets)
+        + memory_section(run, targets)
+        + bf16_section(run)
+    )
     scaling, plot = scaling_section(run, output)
-    table = ["## Targets (issue 6)", "", "| target | measured | status |", "|---|---|---|",
-             *(f"| {a} | {b} | {c} |" for a, b, c in targets), ""]
+    table = [
+        "## Targets (issue 6)",
+        "",
+        "| target | measured | status |",
+        "|---|---|---|",
+        *(f"| {a} | {b} | {c} |" for a, b, c in targets),
+        "",
+    ]
     markdown = ["# keras-pvt benchmarks", "", *machine_lines(run), *table, *body, *scaling]
     paths = [output / "bench.json", output / "bench.md"]
     paths[0].write_text(json.dumps(run, indent=1))

@@ -51,31 +51,41 @@ def run_groups(args: argparse.Namespace, pythons: dict[str, Path], cache: Path) 
         for variant in ("b0", "b2"):
             print(f"inference {variant}", flush=True)
             params = [{"batch": 1, "size": 224}, {"batch": 16, "size": 224}]
-            iters = {json.dumps(params[0], sort_keys=True): 2 if quick else 8,
-                     json.dumps(params[1], sort_keys=True): 1 if quick else 2}
+            iters = {
+                json.dumps(params[0], sort_keys=True): 2 if quick else 8,
+                json.dumps(params[1], sort_keys=True): 1 if quick else 2,
+            }
             results[f"infer_{variant}"] = compare(
-                infer_contestants(variant), params, rounds, iters, pythons, logs)
+                infer_contestants(variant), params, rounds, iters, pythons, logs
+            )
     if "train" in args.only:
         print("training step b0", flush=True)
         task = {"task": "train", "variant": "b0"}
         contestants = [Contestant(i, i, task) for i in ("keras_pvt", "timm", "kecam")]
-        results["train_b0"] = compare(contestants, [{"batch": args.train_batch, "size": 224}],
-                                      rounds, 1 if quick else 2, pythons, logs)
+        results["train_b0"] = compare(
+            contestants, [{"batch": args.train_batch, "size": 224}], rounds, 1 if quick else 2, pythons, logs
+        )
     if "tflite" in args.only:
         print("TFLite b0 (batch 1)", flush=True)
         contestants = [
-            Contestant(f"{impl}_{quant}", impl,
-                       {"task": "tflite", "variant": "b0", "quant": quant, "cache": str(cache)})
-            for quant in ("float32", "int8") for impl in ("keras_pvt", "kecam")
+            Contestant(
+                f"{impl}_{quant}",
+                impl,
+                {"task": "tflite", "variant": "b0", "quant": quant, "cache": str(cache)},
+            )
+            for quant in ("float32", "int8")
+            for impl in ("keras_pvt", "kecam")
         ]
-        results["tflite_b0"] = compare(contestants, [{"threads": 1}, {"threads": 2}],
-                                       rounds, 3 if quick else 10, pythons, logs)
+        results["tflite_b0"] = compare(
+            contestants, [{"threads": 1}, {"threads": 2}], rounds, 3 if quick else 10, pythons, logs
+        )
     if "memory" in args.only:
         print("peak memory, b0 inference at batch 16 (one fresh process each)", flush=True)
         memory: dict[str, Any] = {}
         for contestant in infer_contestants("b0"):
             memory[contestant.label] = compare(
-                [contestant], [{"batch": 16, "size": 224}], 1, 2, pythons, logs)["workers"]
+                [contestant], [{"batch": 16, "size": 224}], 1, 2, pythons, logs
+            )["workers"]
         results["memory_b0"] = memory
     if "scaling" in args.only:
         print("resolution scaling, b2 vs b2_li (batch 1)", flush=True)
@@ -93,8 +103,9 @@ def run_groups(args: argparse.Namespace, pythons: dict[str, Path], cache: Path) 
         command = [sys.executable, str(HERE / "bf16_accuracy.py"), "--images", "8" if quick else "16"]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         lines = done.stdout.strip().splitlines()
-        results["bf16_accuracy"] = (json.loads(lines[-1]) if done.returncode == 0 and lines
-                                    else {"error": done.stderr[-2000:]})
+        results["bf16_accuracy"] = (
+            json.loads(lines[-1]) if done.returncode == 0 and lines else {"error": done.stderr[-2000:]}
+        )
     return results
 
 
@@ -114,12 +125,19 @@ def main(argv: list[str] | None = None) -> int:
     pythons = interpreters(args.peers)
     missing = sorted({"timm", "kecam"} - set(pythons))
     if missing:
-        print(f"peers not found under {args.peers}: {missing} (build them with "
-              f"../shared/peers/setup.sh); comparing without them", flush=True)
+        print(
+            f"peers not found under {args.peers}: {missing} (build them with "
+            f"../shared/peers/setup.sh); comparing without them",
+            flush=True,
+        )
     args.output.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    run = {"machine": machine_info(), "quick": args.quick, "groups": args.only,
-           "interpreters": {k: str(v) for k, v in pythons.items()}}
+    run = {
+        "machine": machine_info(),
+        "quick": args.quick,
+        "groups": args.only,
+        "interpreters": {k: str(v) for k, v in pythons.items()},
+    }
     with tempfile.TemporaryDirectory(prefix="pvt-bench-") as cache:
         run["results"] = run_groups(args, pythons, Path(cache))
     run["load_average_after"] = os.getloadavg()

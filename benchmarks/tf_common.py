@@ -27,7 +27,8 @@ def convert_tflite(model: Any, quant: str, rng: Any) -> bytes:
             [rng.normal(size=(1, TFLITE_SIZE, TFLITE_SIZE, 3)).astype("float32")] for _ in range(8)
         )
         converter.target_spec.supported_ops = [
-            tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+            tf.lite.OpsSet.TFLITE_BUILTINS,
         ]
     return converter.convert()
 

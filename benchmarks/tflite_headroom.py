@@ -116,8 +116,12 @@ def main() -> int:
                 samples[threads][name].append(round_median)
         print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr, flush=True)
 
-    results = {"machine": machine_info(), "rounds": args.rounds, "invokes": args.invokes,
-               "latency_ms": {str(t): samples[t] for t in THREADS}}
+    results = {
+        "machine": machine_info(),
+        "rounds": args.rounds,
+        "invokes": args.invokes,
+        "latency_ms": {str(t): samples[t] for t in THREADS},
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "tflite_headroom.json").write_text(json.dumps(results, indent=1))
     (args.out / "tflite_headroom.md").write_text(report(results))
@@ -140,8 +144,10 @@ def report(results: dict[str, Any]) -> str:
         base = statistics.median(by_name["unchanged"])
         for name, values in by_name.items():
             median = statistics.median(values)
-            lines.append(f"| {name} | {threads} | {median:.2f} ({min(values):.2f}-{max(values):.2f}) "
-                         f"| {median / base:.2f}x |")
+            lines.append(
+                f"| {name} | {threads} | {median:.2f} ({min(values):.2f}-{max(values):.2f}) "
+                f"| {median / base:.2f}x |"
+            )
     return "\n".join(lines) + "\n"
 
 

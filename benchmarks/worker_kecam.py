@@ -29,9 +29,12 @@ def main() -> None:
     import tensorflow as tf
     from keras_cv_attention_models import pvt
 
-    versions = {"keras_cv_attention_models": version("keras-cv-attention-models"),
-                "tensorflow": tf.__version__, "tf_keras": version("tf-keras"),
-                "numpy": np.__version__}
+    versions = {
+        "keras_cv_attention_models": version("keras-cv-attention-models"),
+        "tensorflow": tf.__version__,
+        "tf_keras": version("tf-keras"),
+        "numpy": np.__version__,
+    }
     rng = np.random.default_rng(0)
     kind, variant = task["task"], task["variant"]
     builder = getattr(pvt, BUILDERS[variant])

@@ -33,8 +33,12 @@ def main() -> None:
     import keras_pvt
     from keras_pvt import PVT_V2
 
-    versions = {"keras_pvt": keras_pvt.__version__, "tensorflow": tf.__version__,
-                "keras": keras.__version__, "numpy": np.__version__}
+    versions = {
+        "keras_pvt": keras_pvt.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+    }
     rng = np.random.default_rng(0)
     kind, variant = task["task"], task["variant"]
 

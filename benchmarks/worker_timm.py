@@ -21,8 +21,11 @@ def main() -> None:
     import timm
     import torch
 
-    versions = {"torch": torch.__version__, "timm": timm.__version__,
-                "torch_threads": str(torch.get_num_threads())}
+    versions = {
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "torch_threads": str(torch.get_num_threads()),
+    }
     kind, name = task["task"], f"pvt_v2_{task['variant']}"
     torch.manual_seed(0)
 

@@ -28,6 +28,7 @@ def __getattr__(name: str):
         return train
     raise AttributeError(f"module 'keras_pvt' has no attribute {name!r}")
 
+
 __all__ = [
     "PRESETS",
     "PVTV2B0",

@@ -49,9 +49,7 @@ def preprocess_input(x: Any, data_format: str | None = None) -> Any:
 
 def _check_channels(shape: tuple) -> None:
     if not shape or shape[-1] != 3:
-        raise ValueError(
-            f"preprocess_input expects RGB images with 3 channels last, got shape {shape}."
-        )
+        raise ValueError(f"preprocess_input expects RGB images with 3 channels last, got shape {shape}.")
 
 
 @lru_cache(maxsize=1)

@@ -95,9 +95,7 @@ def fetch(
 ) -> Path:
     """Local path of the ImageNet-1k checkpoint of `variant`, downloading it once if needed."""
     if variant not in IMAGENET:
-        raise ValueError(
-            f"No ImageNet weights for variant {variant!r}; available: {sorted(IMAGENET)}."
-        )
+        raise ValueError(f"No ImageNet weights for variant {variant!r}; available: {sorted(IMAGENET)}.")
     entry = IMAGENET[variant]
     target = cache_path(variant, cache_dir)
     if target.is_file() and (entry.sha256 is None or sha256_of(target) == entry.sha256):

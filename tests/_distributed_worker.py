@@ -24,15 +24,32 @@ if MODE == "mirrored":
 from keras_pvt import PVT_V2, PVTV2Config  # noqa: E402  (after the device setup)
 from keras_pvt.training import get_strategy, train  # noqa: E402
 
-TINY = PVTV2Config(embed_dims=(16, 32, 48, 64), num_heads=(1, 2, 3, 4), depths=(1, 1, 1, 1),
-                   mlp_ratios=(4, 4, 4, 4), num_classes=6)
+TINY = PVTV2Config(
+    embed_dims=(16, 32, 48, 64),
+    num_heads=(1, 2, 3, 4),
+    depths=(1, 1, 1, 1),
+    mlp_ratios=(4, 4, 4, 4),
+    num_classes=6,
+)
 
 
 def run(strategy, output, weights=None):
-    result = train(TINY, dataset=DATASET, data_dir=DATA_DIR, output=output, image_size=32,
-                   epochs=1, batch_size=16, steps_per_epoch=4, augment=False, shuffle=False,
-                   strategy=strategy,
-                   weights=weights, resume=False, verbose=0)
+    result = train(
+        TINY,
+        dataset=DATASET,
+        data_dir=DATA_DIR,
+        output=output,
+        image_size=32,
+        epochs=1,
+        batch_size=16,
+        steps_per_epoch=4,
+        augment=False,
+        shuffle=False,
+        strategy=strategy,
+        weights=weights,
+        resume=False,
+        verbose=0,
+    )
     history = result.history
     return {key: history[key] for key in ("loss", "val_loss", "val_accuracy") if key in history}
 
@@ -44,8 +61,12 @@ if MODE == "mirrored":
     single = run("auto", f"{OUTPUT}/single", init)
     mirrored_strategy = get_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
     mirrored = run(mirrored_strategy, f"{OUTPUT}/mirrored", init)
-    print("RESULT " + json.dumps({"single": single, "mirrored": mirrored,
-                                  "replicas": mirrored_strategy.num_replicas_in_sync}))
+    print(
+        "RESULT "
+        + json.dumps(
+            {"single": single, "mirrored": mirrored, "replicas": mirrored_strategy.num_replicas_in_sync}
+        )
+    )
 else:
     losses = run("multi_worker", OUTPUT)
     print("RESULT " + json.dumps(losses))

@@ -210,8 +210,7 @@ def test_checkpoint_into_a_foreign_model_is_refused() -> None:
     [("tiny_sr", "tiny_sr_official.npz"), ("tiny_li", "tiny_li_hf.safetensors")],
 )
 def test_weights_argument_accepts_checkpoint_paths(name: str, filename: str) -> None:
-    model = PVT_V2(fixture_config(name), weights=str(FIXTURES / filename),
-                   classifier_activation=None)
+    model = PVT_V2(fixture_config(name), weights=str(FIXTURES / filename), classifier_activation=None)
     case = f"{name}/97x131"
     assert relative_error(model(images(case)), expected(case, "logits")) < 1e-4
 
@@ -283,8 +282,9 @@ def test_imagenet_downloads_verifies_caches_and_converts(local_hub) -> None:
 
 def test_imagenet_rejects_a_file_with_the_wrong_hash(local_hub, monkeypatch) -> None:
     entry, _ = local_hub
-    monkeypatch.setitem(pretrained.IMAGENET, "b0", pretrained.PretrainedCheckpoint(
-        entry.url, "0" * 64, entry.fname))
+    monkeypatch.setitem(
+        pretrained.IMAGENET, "b0", pretrained.PretrainedCheckpoint(entry.url, "0" * 64, entry.fname)
+    )
     with pytest.raises(pretrained.PretrainedWeightsUnavailableError, match="pinned sha256"):
         pretrained.fetch("b0")
     assert not pretrained.cache_path("b0").exists()
@@ -292,8 +292,9 @@ def test_imagenet_rejects_a_file_with_the_wrong_hash(local_hub, monkeypatch) -> 
 
 def test_imagenet_unpinned_hash_warns_with_the_hash(local_hub, monkeypatch) -> None:
     entry, _ = local_hub
-    monkeypatch.setitem(pretrained.IMAGENET, "b0", pretrained.PretrainedCheckpoint(
-        entry.url, None, entry.fname))
+    monkeypatch.setitem(
+        pretrained.IMAGENET, "b0", pretrained.PretrainedCheckpoint(entry.url, None, entry.fname)
+    )
     with pytest.warns(UserWarning, match=entry.sha256):
         pretrained.fetch("b0")
 
@@ -310,8 +311,11 @@ def test_imagenet_offline_fails_fast_and_says_how_to_use_a_local_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"http://127.0.0.1:{_closed_port()}/model.safetensors"
-    monkeypatch.setitem(pretrained.IMAGENET, "b0", pretrained.PretrainedCheckpoint(
-        url, "1" * 64, "pvt_v2_b0.test.safetensors"))
+    monkeypatch.setitem(
+        pretrained.IMAGENET,
+        "b0",
+        pretrained.PretrainedCheckpoint(url, "1" * 64, "pvt_v2_b0.test.safetensors"),
+    )
     monkeypatch.setenv(pretrained.CACHE_ENV, str(tmp_path))
     monkeypatch.delenv(pretrained.OFFLINE_ENV, raising=False)
     start = time.monotonic()
@@ -343,7 +347,8 @@ def test_imagenet_uses_a_prefilled_cache_without_network(
     monkeypatch.setenv(pretrained.OFFLINE_ENV, "1")
     source = _b0_file(tmp_path)
     entry = pretrained.PretrainedCheckpoint(
-        f"http://127.0.0.1:{_closed_port()}/x", pretrained.sha256_of(source), "pvt_v2_b0.test.safetensors")
+        f"http://127.0.0.1:{_closed_port()}/x", pretrained.sha256_of(source), "pvt_v2_b0.test.safetensors"
+    )
     monkeypatch.setitem(pretrained.IMAGENET, "b0", entry)
     pretrained.cache_path("b0").parent.mkdir(parents=True)
     shutil.copy(source, pretrained.cache_path("b0"))

@@ -23,8 +23,16 @@ def _config_file(tmp_path: Path, name: str) -> Path:
 
 def test_convert_hf_checkpoint_to_weights_h5(tmp_path: Path, capsys) -> None:
     output = tmp_path / "tiny.weights.h5"
-    code = main(["convert", str(FIXTURES / "tiny_li_hf.safetensors"), "--output", str(output),
-                 "--config", str(_config_file(tmp_path, "tiny_li"))])
+    code = main(
+        [
+            "convert",
+            str(FIXTURES / "tiny_li_hf.safetensors"),
+            "--output",
+            str(output),
+            "--config",
+            str(_config_file(tmp_path, "tiny_li")),
+        ]
+    )
     assert code == 0 and output.is_file()
     assert "hf naming" in capsys.readouterr().out
     model = PVT_V2(fixture_config("tiny_li"), weights=str(output), classifier_activation=None)
@@ -34,8 +42,16 @@ def test_convert_hf_checkpoint_to_weights_h5(tmp_path: Path, capsys) -> None:
 
 def test_convert_official_checkpoint_to_keras_model(tmp_path: Path) -> None:
     output = tmp_path / "tiny.keras"
-    code = main(["convert", str(FIXTURES / "tiny_sr_official.npz"), "-o", str(output),
-                 "--config", str(_config_file(tmp_path, "tiny_sr"))])
+    code = main(
+        [
+            "convert",
+            str(FIXTURES / "tiny_sr_official.npz"),
+            "-o",
+            str(output),
+            "--config",
+            str(_config_file(tmp_path, "tiny_sr")),
+        ]
+    )
     assert code == 0
     model = keras.models.load_model(output)
     case = "tiny_sr/45x60"
@@ -56,8 +72,7 @@ def test_convert_infers_the_preset_and_can_drop_the_head(tmp_path: Path, capsys)
     model = PVT_V2("b0", include_top=False, weights=str(output), features_only=True)
     out = model(images("b0/97x131"))
     assert relative_error(out["stage4"], expected("b0/97x131", "stage4")) < 1e-4
-    assert main(["convert", str(source), "-o", str(tmp_path / "x.weights.h5"),
-                 "--variant", "b0"]) == 0
+    assert main(["convert", str(source), "-o", str(tmp_path / "x.weights.h5"), "--variant", "b0"]) == 0
 
 
 @pytest.mark.parametrize(
@@ -75,8 +90,7 @@ def test_convert_architecture_errors(tmp_path: Path, capsys, extra, message) -> 
 
 
 def test_convert_file_errors(tmp_path: Path, capsys) -> None:
-    assert main(["convert", str(FIXTURES / "tiny_sr_timm.safetensors"), "-o",
-                 str(tmp_path / "out.h5")]) == 2
+    assert main(["convert", str(FIXTURES / "tiny_sr_timm.safetensors"), "-o", str(tmp_path / "out.h5")]) == 2
     assert ".weights.h5" in capsys.readouterr().err
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes((FIXTURES / "tiny_sr_timm.safetensors").read_bytes()[:5000])

@@ -71,9 +71,7 @@ def test_named_configs_and_default():
 
 
 def test_pipelines_shapes_resize_and_normalisation(tfds_dir):
-    pipes = data.make_pipelines(
-        "keras_pvt_shapes/40px_24_12", image_size=56, batch_size=8, data_dir=tfds_dir
-    )
+    pipes = data.make_pipelines("keras_pvt_shapes/40px_24_12", image_size=56, batch_size=8, data_dir=tfds_dir)
     assert (pipes.train_size, pipes.val_size, pipes.num_classes) == (24, 12, 6)
     assert pipes.steps_per_epoch == 3
     train = list(pipes.train)
@@ -83,12 +81,16 @@ def test_pipelines_shapes_resize_and_normalisation(tfds_dir):
     assert labels.shape == (8,)
     val = list(pipes.val)
     assert [len(b[1]) for b in val] == [8, 4]  # evaluation keeps every image
-    raw = np.stack([d[0] for d in tfds.load(
-        "keras_pvt_shapes/40px_24_12", split="test", data_dir=tfds_dir, as_supervised=True
-    ).as_numpy_iterator()])
+    raw = np.stack(
+        [
+            d[0]
+            for d in tfds.load(
+                "keras_pvt_shapes/40px_24_12", split="test", data_dir=tfds_dir, as_supervised=True
+            ).as_numpy_iterator()
+        ]
+    )
     same_size = data.eval_transform(tf.constant(raw[0]), 40, crop_pct=1.0)
-    np.testing.assert_allclose(same_size.numpy(), preprocess_input(raw[0].astype("float32")),
-                               atol=1e-4)
+    np.testing.assert_allclose(same_size.numpy(), preprocess_input(raw[0].astype("float32")), atol=1e-4)
     assert float(tf.reduce_min(val[0][0])) < -1.0  # normalised, not [0, 1]
 
 

@@ -13,8 +13,23 @@ pytest.importorskip("ai_edge_litert")
 def test_demo_tiny_end_to_end(tmp_path, capsys):
     from keras_pvt.cli import main
 
-    code = main(["demo", "--output", str(tmp_path), "--image-size", "32", "--epochs", "1",
-                 "--train-size", "128", "--test-size", "32", "--batch-size", "16"])
+    code = main(
+        [
+            "demo",
+            "--output",
+            str(tmp_path),
+            "--image-size",
+            "32",
+            "--epochs",
+            "1",
+            "--train-size",
+            "128",
+            "--test-size",
+            "32",
+            "--batch-size",
+            "16",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "held-out test accuracy" in out and "| tflite_int8 |" in out
@@ -29,7 +44,13 @@ def test_demo_tiny_end_to_end(tmp_path, capsys):
     assert formats["saved_model"]["accuracy"] == formats["keras"]["accuracy"]
     assert formats["tflite_float"]["accuracy"] == formats["keras"]["accuracy"]
     assert formats["tflite_int8"]["size_bytes"] < formats["tflite_float"]["size_bytes"]
-    for name in ("run/best.keras", "run/history.csv", "run/training_curves.png",
-                 "export/saved_model/saved_model.pb", "export/model_none.tflite",
-                 "export/model_int8.tflite", "summary.md"):
+    for name in (
+        "run/best.keras",
+        "run/history.csv",
+        "run/training_curves.png",
+        "export/saved_model/saved_model.pb",
+        "export/model_none.tflite",
+        "export/model_int8.tflite",
+        "summary.md",
+    ):
         assert (tmp_path / name).exists(), name

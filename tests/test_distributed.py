@@ -29,25 +29,28 @@ def tfds_dir(tmp_path_factory):
 
 
 def _env(**extra):
-    return {**os.environ, "PYTHONPATH": os.path.dirname(HERE), "TF_CPP_MIN_LOG_LEVEL": "3",
-            **extra}
+    return {**os.environ, "PYTHONPATH": os.path.dirname(HERE), "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
 
 
 def _result(stdout: str):
     lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
     assert lines, stdout[-3000:]
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def test_mirrored_two_logical_cpus_matches_one_device(tfds_dir, tmp_path):
-    proc = subprocess.run([sys.executable, WORKER, "mirrored", tfds_dir, str(tmp_path)],
-                          env=_env(), capture_output=True, text=True, timeout=TIMEOUT_S)
+    proc = subprocess.run(
+        [sys.executable, WORKER, "mirrored", tfds_dir, str(tmp_path)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = _result(proc.stdout)
     assert result["replicas"] == 2
     for key in ("loss", "val_loss"):
-        np.testing.assert_allclose(result["mirrored"][key], result["single"][key], rtol=1e-3,
-                                   err_msg=key)
+        np.testing.assert_allclose(result["mirrored"][key], result["single"][key], rtol=1e-3, err_msg=key)
     assert all(np.isfinite(result["single"]["loss"]))
     assert os.path.isfile(tmp_path / "mirrored" / "best.keras")
 
@@ -67,11 +70,15 @@ def test_multi_worker_two_processes_on_localhost(tfds_dir, tmp_path):
     procs = []
     for index in range(2):
         config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        procs.append(subprocess.Popen(
-            [sys.executable, WORKER, "multi_worker", tfds_dir, str(tmp_path / "run")],
-            env=_env(TF_CONFIG=json.dumps(config)),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, WORKER, "multi_worker", tfds_dir, str(tmp_path / "run")],
+                env=_env(TF_CONFIG=json.dumps(config)),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     outputs = []
     try:
         for proc in procs:

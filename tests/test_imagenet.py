@@ -21,8 +21,7 @@ def test_preprocess_numpy_matches_the_formula() -> None:
     want = (pixels / 255.0 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
     np.testing.assert_allclose(out, want, atol=1e-5)
     white = preprocess_input(np.full((3,), 255.0))
-    np.testing.assert_allclose(white, (1 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD),
-                               rtol=1e-6)
+    np.testing.assert_allclose(white, (1 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD), rtol=1e-6)
 
 
 def test_preprocess_tensor_input_returns_a_tensor() -> None:

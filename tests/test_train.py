@@ -49,8 +49,16 @@ def tfds_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def one_epoch(tfds_dir, tmp_path_factory):
     output = str(tmp_path_factory.mktemp("run"))
-    result = train(TINY, dataset=SMALL_DATA, data_dir=tfds_dir, output=output, image_size=32,
-                   epochs=1, batch_size=32, verbose=0)
+    result = train(
+        TINY,
+        dataset=SMALL_DATA,
+        data_dir=tfds_dir,
+        output=output,
+        image_size=32,
+        epochs=1,
+        batch_size=32,
+        verbose=0,
+    )
     return result
 
 
@@ -73,9 +81,19 @@ def test_one_epoch_writes_outputs(one_epoch):
 @pytest.mark.slow
 def test_learns_the_embedded_task_above_chance(tfds_dir, tmp_path):
     """5 epochs (~470 steps of 32) at 64 px: measured 0.44 validation accuracy; chance is 1/6."""
-    result = train(SMALL, dataset=LEARN_DATA, data_dir=tfds_dir, output=str(tmp_path),
-                   image_size=64, epochs=5, batch_size=32, cache=True, crop_scale=(0.8, 1.0),
-                   recipe=Recipe(base_lr=1.6e-2, warmup_epochs=1), verbose=0)
+    result = train(
+        SMALL,
+        dataset=LEARN_DATA,
+        data_dir=tfds_dir,
+        output=str(tmp_path),
+        image_size=64,
+        epochs=5,
+        batch_size=32,
+        cache=True,
+        crop_scale=(0.8, 1.0),
+        recipe=Recipe(base_lr=1.6e-2, warmup_epochs=1),
+        verbose=0,
+    )
     assert result.best_val_accuracy > 0.3, result.history
 
 
@@ -95,8 +113,9 @@ def test_resume_after_kill_continues_from_saved_epoch(tfds_dir, tmp_path):
               callbacks=[Kill()], verbose=0)
     """)
     env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    killed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                            text=True, timeout=300)
+    killed = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
     assert killed.returncode == 17, killed.stderr[-3000:]
     assert len(read_history(os.path.join(output, "history.csv"))["epoch"]) == 2
     backup = _json(os.path.join(output, "backup", "training_metadata.json"))
@@ -104,8 +123,18 @@ def test_resume_after_kill_continues_from_saved_epoch(tfds_dir, tmp_path):
 
     seen = []
     record = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: seen.append(epoch))
-    result = train(TINY, dataset=SMALL_DATA, data_dir=tfds_dir, output=output, image_size=32,
-                   epochs=4, batch_size=32, steps_per_epoch=2, callbacks=[record], verbose=0)
+    result = train(
+        TINY,
+        dataset=SMALL_DATA,
+        data_dir=tfds_dir,
+        output=output,
+        image_size=32,
+        epochs=4,
+        batch_size=32,
+        steps_per_epoch=2,
+        callbacks=[record],
+        verbose=0,
+    )
     assert seen == [2, 3]  # no finished epoch is repeated
     assert result.history["epoch"] == [0, 1, 2, 3]
     assert result.model.optimizer.iterations.numpy() == 8  # optimizer state restored too
@@ -114,11 +143,20 @@ def test_resume_after_kill_continues_from_saved_epoch(tfds_dir, tmp_path):
 
 def test_fine_tune_from_keras_file_and_mixed_precision(one_epoch, tfds_dir, tmp_path):
     source = keras.saving.load_model(one_epoch.best_model_path)
-    result = train(TINY, dataset=SMALL_DATA, data_dir=tfds_dir, output=str(tmp_path),
-                   weights=one_epoch.best_model_path, image_size=32, epochs=1, batch_size=32,
-                   steps_per_epoch=1, precision="mixed_bfloat16",
-                   recipe=Recipe(base_lr=0.0, min_lr=0.0, warmup_lr=0.0, weight_decay=0.0),
-                   verbose=0)
+    result = train(
+        TINY,
+        dataset=SMALL_DATA,
+        data_dir=tfds_dir,
+        output=str(tmp_path),
+        weights=one_epoch.best_model_path,
+        image_size=32,
+        epochs=1,
+        batch_size=32,
+        steps_per_epoch=1,
+        precision="mixed_bfloat16",
+        recipe=Recipe(base_lr=0.0, min_lr=0.0, warmup_lr=0.0, weight_decay=0.0),
+        verbose=0,
+    )
     assert keras.mixed_precision.dtype_policy().name == "float32"  # restored afterwards
     assert result.model.get_layer("stage1").compute_dtype == "bfloat16"
     # lr 0: the copied weights are unchanged by the step
@@ -162,8 +200,9 @@ def test_clear_errors(tfds_dir, tmp_path):
     with pytest.raises(ValueError, match="precision"):
         train(TINY, dataset=SMALL_DATA, output=str(tmp_path), precision="float8")
     with pytest.raises(ValueError, match="larger than the"):
-        train(TINY, dataset=SMALL_DATA, data_dir=tfds_dir, output=str(tmp_path), image_size=32,
-              batch_size=4096)
+        train(
+            TINY, dataset=SMALL_DATA, data_dir=tfds_dir, output=str(tmp_path), image_size=32, batch_size=4096
+        )
     with pytest.raises(ValueError, match="Unknown strategy"):
         train(TINY, dataset=SMALL_DATA, output=str(tmp_path), strategy="horovod")
 
@@ -176,9 +215,27 @@ def test_cli_train_runs_and_matches_library_constants(tfds_dir, tmp_path, capsys
     assert cli_train.STRATEGIES == STRATEGIES and cli_train.PRECISIONS == PRECISIONS
     args = build_parser().parse_args(["train", "--strategy", "mirrored", "--no-resume"])
     assert args.strategy == "mirrored" and args.resume is False and args.variant == "b0"
-    code = main(["train", "--variant", "b0", "--dataset", SMALL_DATA, "--data-dir", tfds_dir,
-                 "--image-size", "32", "--epochs", "1", "--batch-size", "16",
-                 "--steps-per-epoch", "1", "--output", str(tmp_path)])
+    code = main(
+        [
+            "train",
+            "--variant",
+            "b0",
+            "--dataset",
+            SMALL_DATA,
+            "--data-dir",
+            tfds_dir,
+            "--image-size",
+            "32",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--steps-per-epoch",
+            "1",
+            "--output",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     assert "best validation accuracy" in capsys.readouterr().out
     run = _json(tmp_path / "run.json")

@@ -1,8 +1,8 @@
 """Load PyTorch PVT-v2 checkpoints (official, timm or HF naming) into keras-pvt models.
 
-    from keras_pvt.checkpoints import from_checkpoint, load_checkpoint
-    model = from_checkpoint("pvt_v2_b2_li.pth")      # architecture inferred from the tensors
-    load_checkpoint(model, "model.safetensors")     # into an existing model
+from keras_pvt.checkpoints import from_checkpoint, load_checkpoint
+model = from_checkpoint("pvt_v2_b2_li.pth")      # architecture inferred from the tensors
+load_checkpoint(model, "model.safetensors")     # into an existing model
 """
 
 from __future__ import annotations
@@ -131,6 +131,7 @@ def from_checkpoint(
         name=kwargs.pop("name", f"pvt_v2_{name}" if name else "pvt_v2"),
         **kwargs,
     )
-    assign_state_dict(model, state, head="require" if include_top else "auto",
-                      hint=_architecture_hint(state, arch))
+    assign_state_dict(
+        model, state, head="require" if include_top else "auto", hint=_architecture_hint(state, arch)
+    )
     return model

@@ -178,7 +178,8 @@ def assign_state_dict(
     if has_head and head == "auto":
         fits = all(
             key in state and tuple(state[key].shape) == targets[key].torch_shape
-            for key in ("head.weight", "head.bias") if key in targets
+            for key in ("head.weight", "head.bias")
+            if key in targets
         )
         if not fits:
             got = tuple(state["head.weight"].shape) if "head.weight" in state else None

@@ -73,7 +73,7 @@ def to_canonical(
     elif scheme not in SCHEMES:
         raise ValueError(f"Unknown naming scheme {scheme!r}; choose one of {SCHEMES}.")
     stripped = {
-        (key[len(prefix):] if prefix and key.startswith(prefix) else key): value
+        (key[len(prefix) :] if prefix and key.startswith(prefix) else key): value
         for key, value in state.items()
     }
     rename = {"official": _official, "timm": _timm, "hf": _hf, "canonical": lambda k: k}[scheme]
@@ -101,7 +101,7 @@ def _timm(key: str) -> str:
 
 def _hf(key: str) -> str:
     if key.startswith("classifier."):
-        return "head." + key[len("classifier."):]
+        return "head." + key[len("classifier.") :]
     match = re.match(r"^encoder\.layers\.(\d+)\.(.*)$", key)
     if not match:
         return key

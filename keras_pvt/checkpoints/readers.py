@@ -29,7 +29,7 @@ class CheckpointReadError(ValueError):
 
 
 def checkpoint_format(path: str | os.PathLike) -> str:
-    """"safetensors", "torch", "npz" or "keras" from the file name; ValueError if unknown."""
+    """ "safetensors", "torch", "npz" or "keras" from the file name; ValueError if unknown."""
     name = os.fspath(path).lower()
     for kind, suffixes in (
         ("safetensors", SAFETENSORS_SUFFIXES),

@@ -11,8 +11,16 @@ from keras_pvt.config import PVTV2Config
 from keras_pvt.presets import PRESETS
 
 # The architecture fields that tensor shapes determine; `num_heads` is the one they cannot.
-SHAPE_FIELDS = ("embed_dims", "depths", "mlp_ratios", "sr_ratios", "linear", "patch_size",
-                "in_channels", "qkv_bias")
+SHAPE_FIELDS = (
+    "embed_dims",
+    "depths",
+    "mlp_ratios",
+    "sr_ratios",
+    "linear",
+    "patch_size",
+    "in_channels",
+    "qkv_bias",
+)
 
 
 def infer_config(state: Mapping[str, np.ndarray]) -> tuple[str | None, PVTV2Config]:

@@ -17,19 +17,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("checkpoint", help="checkpoint file to convert")
-    parser.add_argument(
-        "--output", "-o", required=True, help="output file: NAME.weights.h5 or NAME.keras"
-    )
-    parser.add_argument(
-        "--variant", help="preset of the checkpoint (b0 ... b5, b2_li); default: inferred"
-    )
+    parser.add_argument("--output", "-o", required=True, help="output file: NAME.weights.h5 or NAME.keras")
+    parser.add_argument("--variant", help="preset of the checkpoint (b0 ... b5, b2_li); default: inferred")
     parser.add_argument(
         "--config",
         help="JSON file with a PVTV2Config dict, for architectures that are not presets",
     )
-    parser.add_argument(
-        "--no-top", action="store_true", help="drop the classifier (backbone only)"
-    )
+    parser.add_argument("--no-top", action="store_true", help="drop the classifier (backbone only)")
     parser.set_defaults(func=run)
 
 
@@ -51,9 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     state = read_state_dict(args.checkpoint)
     scheme, _ = detect_scheme(state)
-    model = from_checkpoint(
-        state, variant=args.variant, config=config, include_top=not args.no_top
-    )
+    model = from_checkpoint(state, variant=args.variant, config=config, include_top=not args.no_top)
     if output.endswith(".keras"):
         model.save(output)
     else:

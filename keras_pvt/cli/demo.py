@@ -20,16 +20,18 @@ DEMO_LR = 1.6e-2  # per 512 images: peak 1e-3 at batch 32 (measured to train thi
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("demo", help="train, evaluate, export and verify (offline)",
-                                   description=__doc__)
+    parser = subparsers.add_parser(
+        "demo", help="train, evaluate, export and verify (offline)", description=__doc__
+    )
     parser.add_argument("--output", default="demo_output", help="folder for the demo's files")
     parser.add_argument("--image-size", type=int, default=64, help="image side (default 64)")
     parser.add_argument("--epochs", type=int, default=15, help="training epochs (default 15)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--train-size", type=int, default=3000, help="generated training images")
     parser.add_argument("--test-size", type=int, default=600, help="generated held-out images")
-    parser.add_argument("--time-budget", type=float, default=6.0,
-                        help="stop training after this many minutes (default 6)")
+    parser.add_argument(
+        "--time-budget", type=float, default=6.0, help="stop training after this many minutes (default 6)"
+    )
     parser.add_argument("--threads", type=int, default=2, help="TFLite interpreter threads")
     parser.set_defaults(func=run)
 
@@ -63,11 +65,15 @@ def run(args: argparse.Namespace) -> int:
         crop_scale=(0.8, 1.0),
         cache=True,
     )
-    print(f"   {pipes.train_size} training / {pipes.val_size} validation images, "
-          f"classes: {', '.join(pipes.class_names)}")
+    print(
+        f"   {pipes.train_size} training / {pipes.val_size} validation images, "
+        f"classes: {', '.join(pipes.class_names)}"
+    )
 
-    _step(f"2/4 train: small PVT-v2 at {args.image_size}px, {args.epochs} epochs "
-          f"(budget {args.time_budget:g} min)")
+    _step(
+        f"2/4 train: small PVT-v2 at {args.image_size}px, {args.epochs} epochs "
+        f"(budget {args.time_budget:g} min)"
+    )
     arch = PVTV2Config(**DEMO_ARCH, num_classes=len(pipes.class_names), img_size=args.image_size)
     result = train(
         arch,
@@ -124,14 +130,20 @@ def run(args: argparse.Namespace) -> int:
         handle.write(table + "\n")
 
     print("\n=== keras-pvt demo summary ===")
-    print(f"model: PVT-v2 ({result.model.count_params():,} parameters), {args.image_size}px, "
-          f"{result.epochs_run} epochs in {train_seconds / 60:.1f} min")
+    print(
+        f"model: PVT-v2 ({result.model.count_params():,} parameters), {args.image_size}px, "
+        f"{result.epochs_run} epochs in {train_seconds / 60:.1f} min"
+    )
     keras_row = rows[0]
-    print(f"held-out test accuracy: {100 * keras_row.accuracy:.1f}% on {len(test_labels)} "
-          f"images ({len(pipes.class_names)} classes, chance {100 / len(pipes.class_names):.1f}%)")
+    print(
+        f"held-out test accuracy: {100 * keras_row.accuracy:.1f}% on {len(test_labels)} "
+        f"images ({len(pipes.class_names)} classes, chance {100 / len(pipes.class_names):.1f}%)"
+    )
     print(table)
-    print(f"files: {output} (run/best.keras, run/history.csv, run/training_curves.png, export/, "
-          f"summary.json); total {total / 60:.1f} min")
+    print(
+        f"files: {output} (run/best.keras, run/history.csv, run/training_curves.png, export/, "
+        f"summary.json); total {total / 60:.1f} min"
+    )
     return 0
 
 

@@ -18,9 +18,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add = parser.add_argument
     add("--variant", default="b0", help="preset: b0 b1 b2 b2_li b3 b4 b5 (default b0)")
     add("--weights", default=None, help="start from 'imagenet', a checkpoint file or a .keras model")
-    add("--dataset", default="keras_pvt_shapes",
+    add(
+        "--dataset",
+        default="keras_pvt_shapes",
         help="tfds name (tf_flowers, imagenette/160px), folder with train/CLASS/*.jpg, or the "
-             "embedded offline 'keras_pvt_shapes[/64px]' (default)")
+        "embedded offline 'keras_pvt_shapes[/64px]' (default)",
+    )
     add("--data-dir", default=None, help="tensorflow-datasets data folder")
     add("--no-download", action="store_true", help="never download; fail if not prepared")
     add("--image-size", type=int, default=224, help="training resolution (default 224)")
@@ -34,20 +37,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--label-smoothing", type=float, default=0.1)
     add("--clip-norm", type=float, default=None, help="clip each gradient to this L2 norm")
     add("--drop-path", type=float, default=None, help="stochastic depth (default per variant)")
-    add("--crop-scale", type=float, nargs=2, default=(0.35, 1.0), metavar=("MIN", "MAX"),
-        help="random-resized-crop area range")
+    add(
+        "--crop-scale",
+        type=float,
+        nargs=2,
+        default=(0.35, 1.0),
+        metavar=("MIN", "MAX"),
+        help="random-resized-crop area range",
+    )
     add("--no-augment", action="store_true", help="no random crop/flip")
     add("--cache", action="store_true", help="cache decoded images in memory")
     add("--precision", choices=PRECISIONS, default="float32")
     add("--jit-compile", action="store_true", help="compile steps with XLA")
-    add("--strategy", choices=STRATEGIES, default="auto",
-        help="tf.distribute: auto, mirrored (GPUs), multi_worker (TF_CONFIG), tpu")
+    add(
+        "--strategy",
+        choices=STRATEGIES,
+        default="auto",
+        help="tf.distribute: auto, mirrored (GPUs), multi_worker (TF_CONFIG), tpu",
+    )
     add("--tpu", default=None, help="TPU name/address for --strategy tpu ('' = local TPU VM)")
     resume = parser.add_mutually_exclusive_group()
-    resume.add_argument("--resume", dest="resume", action="store_true", default=True,
-                        help="continue an interrupted run in --output (default)")
-    resume.add_argument("--no-resume", dest="resume", action="store_false",
-                        help="discard any interrupted run in --output and start over")
+    resume.add_argument(
+        "--resume",
+        dest="resume",
+        action="store_true",
+        default=True,
+        help="continue an interrupted run in --output (default)",
+    )
+    resume.add_argument(
+        "--no-resume",
+        dest="resume",
+        action="store_false",
+        help="discard any interrupted run in --output and start over",
+    )
     add("--seed", type=int, default=0)
     add("--output", default="runs/pvt_v2", help="run folder (best.keras, history.csv, curves)")
     parser.set_defaults(func=run)
@@ -88,8 +110,10 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     best = result.best_val_accuracy
-    print(f"epochs run: {result.epochs_run}; best validation accuracy: "
-          f"{'n/a' if best is None else f'{best:.4f}'}")
+    print(
+        f"epochs run: {result.epochs_run}; best validation accuracy: "
+        f"{'n/a' if best is None else f'{best:.4f}'}"
+    )
     print(f"best model: {result.best_model_path}")
     print(f"history:    {result.history_path}")
     if result.curves_path:

@@ -133,9 +133,7 @@ def eval_pipeline(
     """Batched ``(images, labels)`` of one tfds split with the evaluation transform (no shuffle)."""
     builder = tfds_builder(dataset, data_dir=data_dir, download=download)
     if split.split("[")[0] not in builder.info.splits:
-        raise ValueError(
-            f"Dataset {dataset!r} has no split {split!r}; splits: {list(builder.info.splits)}."
-        )
+        raise ValueError(f"Dataset {dataset!r} has no split {split!r}; splits: {list(builder.info.splits)}.")
     data = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
     data = data.map(
         lambda image, label: (eval_transform(image, image_size, crop_pct), label),

@@ -122,9 +122,7 @@ def render_example(size: int, split_seed: int, index: int) -> tuple[np.ndarray, 
     return np.clip(image, 0, 255).astype(np.uint8), label
 
 
-def shape_mask(
-    name: str, size: int, center: np.ndarray, radius: float, angle: float
-) -> np.ndarray:
+def shape_mask(name: str, size: int, center: np.ndarray, radius: float, angle: float) -> np.ndarray:
     """Boolean (size, size) mask of shape `name` centred at `center` (x, y), rotated by `angle`."""
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
     dx, dy = xs - center[0], ys - center[1]
@@ -144,9 +142,7 @@ def shape_mask(
         return dist * np.cos(sector) <= radius * 0.5
     if name == "cross":
         arm = 0.3 * radius
-        return ((np.abs(u) <= arm) & (np.abs(v) <= radius)) | (
-            (np.abs(v) <= arm) & (np.abs(u) <= radius)
-        )
+        return ((np.abs(u) <= arm) & (np.abs(v) <= radius)) | ((np.abs(v) <= arm) & (np.abs(u) <= radius))
     if name == "star":
         return dist <= radius * (0.6 + 0.4 * np.cos(5 * theta))
     raise ValueError(f"Unknown shape {name!r}; choose one of {CLASS_NAMES}.")

@@ -105,9 +105,7 @@ def from_tfds(
     )
 
 
-def tfds_builder(
-    name: str, data_dir: str | None = None, download: bool = True
-) -> tfds.core.DatasetBuilder:
+def tfds_builder(name: str, data_dir: str | None = None, download: bool = True) -> tfds.core.DatasetBuilder:
     """The prepared builder of an image-classification dataset (generated/downloaded if needed)."""
     import keras_pvt.data.shapes  # noqa: F401  (registers the embedded builder with tfds)
 

@@ -10,8 +10,12 @@ from typing import Any
 
 import numpy as np
 
-TFLITE_FORMATS = {"tflite_float": "none", "tflite_float16": "float16",
-                  "tflite_dynamic": "dynamic", "tflite_int8": "int8"}
+TFLITE_FORMATS = {
+    "tflite_float": "none",
+    "tflite_float16": "float16",
+    "tflite_dynamic": "dynamic",
+    "tflite_int8": "int8",
+}
 DEFAULT_FORMATS = ("saved_model", "tflite_float", "tflite_int8")
 CHUNK = 100
 
@@ -32,15 +36,15 @@ class FormatResult:
         return dataclasses.asdict(self)
 
 
-def accuracy_of(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray,
-                labels: np.ndarray) -> float:
+def accuracy_of(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, labels: np.ndarray) -> float:
     """Top-1 accuracy of `predict` (images -> class scores), evaluated in chunks."""
     scores = np.concatenate([predict(images[i : i + CHUNK]) for i in range(0, len(images), CHUNK)])
     return float(np.mean(np.argmax(scores, axis=-1) == labels))
 
 
-def keras_row(model: Any, images: np.ndarray, labels: np.ndarray, path: str | None = None,
-              runs: int = 20) -> FormatResult:
+def keras_row(
+    model: Any, images: np.ndarray, labels: np.ndarray, path: str | None = None, runs: int = 20
+) -> FormatResult:
     """The reference row: the Keras model itself (latency of a compiled batch-1 call)."""
     import tensorflow as tf
 
@@ -81,17 +85,16 @@ def export_and_compare(
 
     unknown = sorted(set(formats) - {"saved_model", *TFLITE_FORMATS})
     if unknown:
-        raise ValueError(f"Unknown export format(s) {unknown}; choose from saved_model, "
-                         f"{', '.join(TFLITE_FORMATS)}.")
+        raise ValueError(
+            f"Unknown export format(s) {unknown}; choose from saved_model, {', '.join(TFLITE_FORMATS)}."
+        )
     os.makedirs(output, exist_ok=True)
     sample = images[:8]
     rows = [keras_row(model, images, labels, keras_path, runs)]
     for name in formats:
         if name == "saved_model":
             path = os.path.join(output, "saved_model")
-            report = export_and_verify_saved_model(
-                model, path, sample, image_size=image_size, runs=runs
-            )
+            report = export_and_verify_saved_model(model, path, sample, image_size=image_size, runs=runs)
             predict = _saved_model_predictor(path)
         else:
             path = os.path.join(output, f"model_{TFLITE_FORMATS[name]}.tflite")

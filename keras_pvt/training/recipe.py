@@ -99,9 +99,7 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
         warm = self.warmup_lr + (self.peak_lr - self.warmup_lr) * step / warmup
         decay_steps = max(self.total_steps - self.warmup_steps, 1)
         progress = ops.clip((step - self.warmup_steps) / decay_steps, 0.0, 1.0)
-        cosine = self.min_lr + 0.5 * (self.peak_lr - self.min_lr) * (
-            1.0 + ops.cos(math.pi * progress)
-        )
+        cosine = self.min_lr + 0.5 * (self.peak_lr - self.min_lr) * (1.0 + ops.cos(math.pi * progress))
         return ops.where(step < self.warmup_steps, warm, cosine)
 
     def get_config(self) -> dict[str, Any]:
