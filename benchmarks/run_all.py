@@ -36,6 +36,7 @@ def infer_contestants(variant: str) -> list[Contestant]:
     task = {"task": "infer", "variant": variant}
     return [
         Contestant("keras_pvt", "keras_pvt", {**task, "mode": "compiled"}),
+        Contestant("keras_pvt_frozen", "keras_pvt", {**task, "mode": "frozen"}),
         Contestant("keras_pvt_tf_function", "keras_pvt", {**task, "mode": "tf_function"}),
         Contestant("keras_pvt_bf16", "keras_pvt", {**task, "mode": "bf16"}),
         Contestant("timm", "timm", task),

@@ -1,7 +1,8 @@
 """Benchmark worker for keras-pvt (run with the project's venv). See `worker_protocol.py`.
 
 Task keys: "task" ("infer", "train", "tflite"), "variant", and
-  infer: "mode" ("compiled": `compile_inference(model)`, "bf16": its bfloat16 path, "segments" /
+  infer: "mode" ("compiled": `compile_inference(model)`, "frozen": the same with
+         `freeze_weights=True`, "bf16": its bfloat16 path, "segments" /
          "xla": its two strategies forced, "tf_function": a plain `tf.function` of the model);
          run params "batch", "size";
   train: run params "batch", "size" (AdamW step via `train_on_batch`, drop path 0.1);
@@ -48,6 +49,8 @@ def main() -> None:
         model = PVT_V2(variant)
         if task["mode"] == "compiled":
             predict = compile_inference(model)
+        elif task["mode"] == "frozen":
+            predict = compile_inference(model, freeze_weights=True)
         elif task["mode"] == "bf16":
             predict = compile_inference(model, precision="bfloat16")
         elif task["mode"] in ("segments", "xla"):

@@ -87,6 +87,42 @@ def test_compiled_follows_weight_updates(rng):
     np.testing.assert_allclose(after, model(images, training=False).numpy(), **F32_TOL)
 
 
+@pytest.mark.parametrize("linear", [False, True])
+@pytest.mark.parametrize("strategy", ["segments", "xla"])
+def test_frozen_weights_equal_the_model_and_ignore_later_updates(linear, strategy, rng):
+    model = _random_model(linear=linear, classifier_activation=None)
+    frozen = compile_inference(model, strategy=strategy, freeze_weights=True)
+    live = compile_inference(model, strategy=strategy)
+    images, other_size = _images(rng, 2, 64, 64), _images(rng, 1, 96, 80)
+    expected = model(images, training=False).numpy()
+    expected_other_size = model(other_size, training=False).numpy()
+    np.testing.assert_allclose(frozen(images).numpy(), expected, **F32_TOL)
+
+    model.set_weights([w * 1.5 for w in model.get_weights()])
+    np.testing.assert_allclose(frozen(images).numpy(), expected, **F32_TOL)
+    # A new input shape is compiled after the update, and still sees the snapshot.
+    np.testing.assert_allclose(frozen(other_size).numpy(), expected_other_size, **F32_TOL)
+    updated = model(images, training=False).numpy()
+    assert not np.allclose(updated, expected, **F32_TOL)
+    np.testing.assert_allclose(live(images).numpy(), updated, **F32_TOL)
+
+
+def test_frozen_dense_multiplies_by_the_snapshot(rng):
+    layer = keras.layers.Dense(3)
+    layer.build((None, 4))
+    x = rng.normal(size=(2, 5, 5, 4)).astype("float32")
+    kernel_t = rng.normal(size=(3, 4)).astype("float32")
+    bias = np.array([1.0, -2.0, 0.5], "float32")
+    with fusion.frozen_dense({layer: (kernel_t, bias)}):
+        frozen = fusion.call_dense(layer, x, fused=False)
+    np.testing.assert_allclose(frozen, x @ kernel_t.T + bias, **F32_TOL)
+    np.testing.assert_allclose(fusion.call_dense(layer, x, fused=False), layer(x), **F32_TOL)
+    snapshot = fusion.dense_snapshot(_random_model())
+    assert snapshot and all(isinstance(layer, keras.layers.Dense) for layer in snapshot)
+    for layer, (kernel_t, _) in snapshot.items():
+        np.testing.assert_array_equal(kernel_t, np.asarray(layer.kernel).T)
+
+
 def test_bfloat16_path_is_close_and_returns_float32(rng):
     model = _random_model(include_top=False, pooling="avg")
     images = _images(rng, 2, 64, 64)

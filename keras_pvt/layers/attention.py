@@ -106,9 +106,8 @@ class SpatialReductionAttention(keras.layers.Layer):
         _, height, width, _ = ops.shape(inputs)
         heads, head_dim = self.num_heads, self.head_dim
         fused = fusion.active(training)
-        dense = (lambda layer, x: fusion.dense(layer, x)) if fused else (lambda layer, x: layer(x))
-        q = dense(self.q, inputs) * ops.cast(self.scale, self.compute_dtype)
-        kv = dense(self.kv, self.reduce(inputs, training=training))
+        q = fusion.call_dense(self.q, inputs, fused) * ops.cast(self.scale, self.compute_dtype)
+        kv = fusion.call_dense(self.kv, self.reduce(inputs, training=training), fused)
         keys, values = ops.split(kv, 2, axis=-1)
         tokens = ops.shape(kv)[1] * ops.shape(kv)[2]
         if heads == 1:
@@ -137,9 +136,7 @@ class SpatialReductionAttention(keras.layers.Layer):
         if heads > 1:
             out = ops.transpose(out, (0, 2, 1, 3))  # (B, N, heads, head_dim)
         out = ops.reshape(out, (-1, height, width, self.dim))
-        if fused:
-            return fusion.dense(self.proj, out)
-        return self.proj_drop(self.proj(out), training=training)
+        return self.proj_drop(fusion.call_dense(self.proj, out, fused), training=training)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return (*input_shape[:-1], self.dim)

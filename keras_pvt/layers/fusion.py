@@ -14,10 +14,12 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_pvt.layers.activations import exact_gelu
@@ -32,6 +34,11 @@ ATTENTION_MAX_PIECES = 16
 _ACTIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("keras_pvt_fused", default=False)
 _PIECES: contextvars.ContextVar[bool] = contextvars.ContextVar("keras_pvt_pieces", default=False)
 _WHOLE_XLA: contextvars.ContextVar[bool] = contextvars.ContextVar("keras_pvt_xla", default=False)
+# Dense layer -> (kernel transposed to (units, inputs), bias or None), as NumPy arrays.
+DenseSnapshot = Mapping[keras.layers.Dense, tuple[np.ndarray, np.ndarray | None]]
+_FROZEN_DENSE: contextvars.ContextVar[DenseSnapshot] = contextvars.ContextVar(
+    "keras_pvt_frozen", default=MappingProxyType({})
+)
 _COMPILED: dict[Callable, Callable] = {}
 
 
@@ -59,6 +66,32 @@ def whole_graph_xla(enabled: bool = True) -> Iterator[None]:
         yield
     finally:
         _WHOLE_XLA.reset(token)
+
+
+@contextlib.contextmanager
+def frozen_dense(snapshot: DenseSnapshot) -> Iterator[None]:
+    """Trace the Dense layers in `snapshot` as matmuls with its arrays, embedded as constants."""
+    token = _FROZEN_DENSE.set(snapshot)
+    try:
+        yield
+    finally:
+        _FROZEN_DENSE.reset(token)
+
+
+def dense_snapshot(model: keras.Model) -> dict[keras.layers.Dense, tuple[np.ndarray, np.ndarray | None]]:
+    """The current weights of `model`'s float32 Dense layers, kernels stored transposed, (units, inputs).
+
+    With the kernel in that layout, XLA's CPU dot runs the matmuls of few rows (stage 4 at batch 1)
+    markedly faster; `compile_inference(freeze_weights=True)` uses this.
+    """
+    return {
+        layer: (
+            np.ascontiguousarray(ops.convert_to_numpy(layer.kernel).T),
+            None if layer.bias is None else ops.convert_to_numpy(layer.bias),
+        )
+        for layer in model._flatten_layers()  # every nested layer (Keras has no public equivalent)
+        if isinstance(layer, keras.layers.Dense) and layer.compute_dtype == "float32"
+    }
 
 
 def xla_depthwise() -> bool:
@@ -120,13 +153,32 @@ def _bias_gelu(x: Any, bias: Any) -> Any:
     return exact_gelu(x + ops.cast(bias, x.dtype))
 
 
+def call_dense(layer: keras.layers.Dense, x: Any, fused: bool) -> Any:
+    """`layer(x)`, as `dense` when fused segments are on or a `frozen_dense` snapshot holds `layer`."""
+    if fused or layer in _FROZEN_DENSE.get():
+        return dense(layer, x)
+    return layer(x)
+
+
 def dense(layer: keras.layers.Dense, x: Any) -> Any:
-    """`layer(x)` for NHWC `x` as one 2-D matmul + bias, which TensorFlow fuses into one kernel."""
+    """`layer(x)` for NHWC `x` as one 2-D matmul + bias, which TensorFlow fuses into one kernel.
+
+    Inside `frozen_dense`, a snapshotted layer multiplies by its transposed kernel, a constant.
+    """
     shape = ops.shape(x)
     flat = ops.reshape(x, (-1, shape[-1]))
-    y = ops.matmul(flat, ops.cast(layer.kernel, x.dtype))
-    if layer.bias is not None:
-        y = y + ops.cast(layer.bias, x.dtype)
+    frozen = _FROZEN_DENSE.get().get(layer)
+    if frozen is not None:
+        import tensorflow as tf
+
+        kernel_t, bias = frozen
+        y = tf.matmul(flat, tf.constant(kernel_t), transpose_b=True)
+        bias = None if bias is None else tf.constant(bias)
+    else:
+        y = ops.matmul(flat, ops.cast(layer.kernel, x.dtype))
+        bias = None if layer.bias is None else ops.cast(layer.bias, x.dtype)
+    if bias is not None:
+        y = y + bias
     return ops.reshape(y, (*shape[:-1], layer.units))
 
 

@@ -55,7 +55,7 @@ class ConvMlp(keras.layers.Layer):
             kernel = ops.cast(self.dwconv.kernel, x.dtype)
             x = ops.depthwise_conv(x, kernel, strides=1, padding="same")
             return fusion.dense(self.fc2, fusion.bias_gelu(x, self.dwconv.bias))
-        x = self.fc1(inputs)
+        x = fusion.call_dense(self.fc1, inputs, fused=False)
         if self.linear:
             x = ops.relu(x)
         if fusion.xla_depthwise():
@@ -63,7 +63,7 @@ class ConvMlp(keras.layers.Layer):
         else:
             x = self.dwconv(x)
         x = self.drop(training_kernels.gelu(x, training=training), training=training)
-        return self.drop(self.fc2(x), training=training)
+        return self.drop(fusion.call_dense(self.fc2, x, fused=False), training=training)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return (*input_shape[:-1], self.out_dim)
