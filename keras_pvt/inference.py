@@ -59,10 +59,10 @@ def compile_inference(
             "xla" (the whole graph compiled by XLA), "auto" ("xla" for images of at most
             `AUTO_XLA_MAX_IMAGE_PIXELS` pixels, i.e. 512x512, "segments" above), or
             "plain" (a bare `tf.function`, for comparison).
-        freeze_weights: compile a snapshot of the weights taken now, as constants, with the Dense
-            kernels stored transposed (the layout XLA's dot reads fastest for few rows): a few
-            percent faster (B2: ~6% at batch 1, ~3% at batch 16), but the callable then ignores
-            later changes to `model`'s weights, and holds a second copy of them. With False (the
+        freeze_weights: compile a snapshot of the weights taken now, the Dense kernels as
+            constants stored transposed (the layout XLA's dot reads fastest for few rows): a few
+            percent faster (B2: 8-9% at batch 1, 2-4% at batch 16), but the callable then ignores
+            later changes to `model`'s weights, and holds copies of them. With False (the
             default) it reads the model's variables on every call. (bfloat16 always works on a
             bfloat16 copy of the weights taken now.)
 
@@ -141,13 +141,13 @@ def _pixels(shape: Any) -> int:
 
 
 def _frozen_forward(model: keras.Model) -> Callable[[Any], Any]:
-    """`model(images, training=False)` traced with today's weights as constants (`freeze_weights`)."""
+    """`model(images, training=False)` on a snapshot of the weights taken now (`freeze_weights`)."""
     import tensorflow as tf
 
     from keras_pvt.layers.fusion import dense_snapshot, frozen_dense
 
     # Copies made now, outside any trace: the compiled graph captures them as inputs, as it would the
-    # variables. (Embedded as constants, the conv kernels made B2 ~25% slower under XLA; the Dense
+    # variables. (Embedded as constants, the conv kernels made B2 ~27% slower under XLA; the Dense
     # kernels are embedded, transposed, by `frozen_dense`.)
     trainable = [tf.identity(v.value) for v in model.trainable_variables]
     non_trainable = [tf.identity(v.value) for v in model.non_trainable_variables]
