@@ -23,8 +23,8 @@ equal to `model(images, training=False)` to float32 round-off:
 rebuilds the model under the ``mixed_bfloat16`` policy (variables, LayerNorm statistics and softmax
 stay float32; matmuls and convolutions run in bfloat16, native on CPUs with AMX) and changes the
 outputs by bfloat16 round-off; `benchmarks/` reports its speed and accuracy cost.
-``freeze_weights=True`` compiles a snapshot of the weights (for serving fixed weights): the Dense
-kernels become constants stored transposed, which XLA's dot reads faster when there are few rows.
+``freeze_weights=True`` compiles a snapshot of the weights (for serving fixed weights), with the
+Dense kernels stored transposed, which XLA's dot reads faster when there are few rows.
 """
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ def compile_inference(
             "xla" (the whole graph compiled by XLA), "auto" ("xla" for images of at most
             `AUTO_XLA_MAX_IMAGE_PIXELS` pixels, i.e. 512x512, "segments" above), or
             "plain" (a bare `tf.function`, for comparison).
-        freeze_weights: compile a snapshot of the weights taken now, the Dense kernels as
-            constants stored transposed (the layout XLA's dot reads fastest for few rows): a few
-            percent faster (B2: 8-9% at batch 1, 2-4% at batch 16), but the callable then ignores
+        freeze_weights: compile a snapshot of the weights taken now, with the Dense kernels
+            stored transposed (the layout XLA's dot reads fastest for few rows): faster at small
+            batches (B2 ~7% at batch 1, B0 ~4%; batch 16 the same), but the callable then ignores
             later changes to `model`'s weights, and holds copies of them. With False (the
             default) it reads the model's variables on every call. (bfloat16 always works on a
             bfloat16 copy of the weights taken now.)
@@ -147,8 +147,9 @@ def _frozen_forward(model: keras.Model) -> Callable[[Any], Any]:
     from keras_pvt.layers.fusion import dense_snapshot, frozen_dense
 
     # Copies made now, outside any trace: the compiled graph captures them as inputs, as it would the
-    # variables. (Embedded as constants, the conv kernels made B2 ~27% slower under XLA; the Dense
-    # kernels are embedded, transposed, by `frozen_dense`.)
+    # variables. Embedded as graph constants instead, all weights made B2 ~27% slower under XLA, and
+    # the transposed Dense kernels alone were a few percent faster but cost B2 ~700 MiB more peak
+    # memory (copies made while tracing and compiling).
     trainable = [tf.identity(v.value) for v in model.trainable_variables]
     non_trainable = [tf.identity(v.value) for v in model.non_trainable_variables]
     dense = dense_snapshot(model)

@@ -19,7 +19,6 @@ from types import MappingProxyType
 from typing import Any
 
 import keras
-import numpy as np
 from keras import ops
 
 from keras_pvt.layers.activations import exact_gelu
@@ -34,8 +33,8 @@ ATTENTION_MAX_PIECES = 16
 _ACTIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("keras_pvt_fused", default=False)
 _PIECES: contextvars.ContextVar[bool] = contextvars.ContextVar("keras_pvt_pieces", default=False)
 _WHOLE_XLA: contextvars.ContextVar[bool] = contextvars.ContextVar("keras_pvt_xla", default=False)
-# Dense layer -> (kernel transposed to (units, inputs), bias or None), as NumPy arrays.
-DenseSnapshot = Mapping[keras.layers.Dense, tuple[np.ndarray, np.ndarray | None]]
+# Dense layer -> (kernel transposed to (units, inputs), bias or None), as eager tensors.
+DenseSnapshot = Mapping[keras.layers.Dense, tuple[Any, Any | None]]
 _FROZEN_DENSE: contextvars.ContextVar[DenseSnapshot] = contextvars.ContextVar(
     "keras_pvt_frozen", default=MappingProxyType({})
 )
@@ -70,7 +69,7 @@ def whole_graph_xla(enabled: bool = True) -> Iterator[None]:
 
 @contextlib.contextmanager
 def frozen_dense(snapshot: DenseSnapshot) -> Iterator[None]:
-    """Trace the Dense layers in `snapshot` as matmuls with its arrays, embedded as constants."""
+    """Trace the Dense layers in `snapshot` as matmuls with its tensors (captured by the trace)."""
     token = _FROZEN_DENSE.set(snapshot)
     try:
         yield
@@ -78,16 +77,18 @@ def frozen_dense(snapshot: DenseSnapshot) -> Iterator[None]:
         _FROZEN_DENSE.reset(token)
 
 
-def dense_snapshot(model: keras.Model) -> dict[keras.layers.Dense, tuple[np.ndarray, np.ndarray | None]]:
-    """The current weights of `model`'s float32 Dense layers, kernels stored transposed, (units, inputs).
+def dense_snapshot(model: keras.Model) -> dict[keras.layers.Dense, tuple[Any, Any | None]]:
+    """Copies of `model`'s float32 Dense weights taken now, kernels stored transposed, (units, inputs).
 
     With the kernel in that layout, XLA's CPU dot runs the matmuls of few rows (stage 4 at batch 1)
-    markedly faster; `compile_inference(freeze_weights=True)` uses this.
+    markedly faster; `compile_inference(freeze_weights=True)` uses this. TensorFlow only.
     """
+    import tensorflow as tf
+
     return {
         layer: (
-            np.ascontiguousarray(ops.convert_to_numpy(layer.kernel).T),
-            None if layer.bias is None else ops.convert_to_numpy(layer.bias),
+            tf.transpose(layer.kernel.value),
+            None if layer.bias is None else tf.identity(layer.bias.value),
         )
         for layer in model._flatten_layers()  # every nested layer (Keras has no public equivalent)
         if isinstance(layer, keras.layers.Dense) and layer.compute_dtype == "float32"
@@ -163,7 +164,7 @@ def call_dense(layer: keras.layers.Dense, x: Any, fused: bool) -> Any:
 def dense(layer: keras.layers.Dense, x: Any) -> Any:
     """`layer(x)` for NHWC `x` as one 2-D matmul + bias, which TensorFlow fuses into one kernel.
 
-    Inside `frozen_dense`, a snapshotted layer multiplies by its transposed kernel, a constant.
+    Inside `frozen_dense`, a snapshotted layer multiplies by its snapshot's transposed kernel.
     """
     shape = ops.shape(x)
     flat = ops.reshape(x, (-1, shape[-1]))
@@ -172,8 +173,7 @@ def dense(layer: keras.layers.Dense, x: Any) -> Any:
         import tensorflow as tf
 
         kernel_t, bias = frozen
-        y = tf.matmul(flat, tf.constant(kernel_t), transpose_b=True)
-        bias = None if bias is None else tf.constant(bias)
+        y = tf.matmul(flat, kernel_t, transpose_b=True)
     else:
         y = ops.matmul(flat, ops.cast(layer.kernel, x.dtype))
         bias = None if layer.bias is None else ops.cast(layer.bias, x.dtype)
