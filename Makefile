@@ -1,4 +1,5 @@
-# `make demo`: the end-to-end job on the embedded offline dataset. `make test`: the test suite.
+# `make demo`: the end-to-end job on the embedded offline dataset. `make test`: the test suite (CI);
+# `make test-fast`: the quick lane.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -6,7 +7,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test lint fixtures bench clean
+.PHONY: demo test test-fast lint fixtures bench clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +23,12 @@ test: $(STAMP)
 	$(PY) -m ruff format --check keras_pvt tests $(wildcard benchmarks)
 	$(PY) -m pytest -q -ra tests
 
+# The quick lane for iterating: everything but the tests marked `slow` (training to accuracy, distributed,
+# notebooks, the demo, kill tests). CI runs the full `make test`.
+test-fast: $(STAMP)
+	$(PY) -m ruff check keras_pvt tests $(wildcard benchmarks)
+	$(PY) -m pytest -q -ra -m "not slow" tests
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check keras_pvt tests $(wildcard benchmarks)
@@ -31,6 +38,8 @@ fixtures:
 	bash ../shared/peers/setup.sh /tmp/pvt-peers
 	/tmp/pvt-peers/timm/bin/pip install -q transformers  # only for the HF-named fixtures
 	/tmp/pvt-peers/timm/bin/python tests/fixtures/make_reference.py
+	/tmp/pvt-peers/timm/bin/python tests/fixtures/make_channels_reference.py
+	/tmp/pvt-peers/timm/bin/python tests/fixtures/make_torch_pickles.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

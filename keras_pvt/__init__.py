@@ -1,6 +1,6 @@
 """keras-pvt: PVT-v2 (Pyramid Vision Transformer v2) for Keras 3."""
 
-from keras_pvt import layers
+from keras_pvt import layers, schedules  # registers every serializable object a model can hold
 from keras_pvt.checkpoints import from_checkpoint
 from keras_pvt.config import PVTV2Config
 from keras_pvt.imagenet import decode_predictions, preprocess_input
@@ -47,5 +47,6 @@ __all__ = [
     "get_config",
     "layers",
     "preprocess_input",
+    "schedules",
     "train",
 ]

@@ -6,6 +6,22 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from keras_pvt.limits import (
+    ARGUMENT_RULES,
+    MAX_IMAGE_SIZE,
+    MAX_NUM_CLASSES,
+    MAX_STAGES,
+    MAX_WIDTH,
+    Rule,
+    as_bool,
+    as_int,
+    as_rate,
+    as_scale,
+    block_parameters,
+    check_parameters,
+    int_rule,
+)
+
 PER_STAGE_FIELDS = ("embed_dims", "num_heads", "mlp_ratios", "depths", "sr_ratios")
 
 
@@ -55,14 +71,38 @@ class PVTV2Config:
     linear: bool = False
 
     def __post_init__(self) -> None:
-        for name in PER_STAGE_FIELDS:
+        problems = self._normalise()
+        if not problems:
+            problems = self.problems()
+        if problems:
+            raise ValueError("Invalid PVTV2Config:\n  - " + "\n  - ".join(problems))
+
+    def _normalise(self) -> list[str]:
+        """Check every field's type and sanity limit, storing plain Python values; the problems found."""
+        out: list[str] = []
+
+        def store(name: str, rule: Any, value: Any) -> Any:
+            try:
+                return rule(name, value)
+            except ValueError as error:
+                out.append(str(error))
+                return value
+
+        for name, rule in _SCALAR_RULES.items():
+            object.__setattr__(self, name, store(name, rule, getattr(self, name)))
+        for name, rule in _STAGE_RULES.items():
             value = getattr(self, name)
             if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-                raise ValueError(f"`{name}` must be a sequence with one value per stage, got {value!r}.")
-            object.__setattr__(self, name, tuple(value))
-        if not isinstance(self.img_size, int):
-            object.__setattr__(self, "img_size", tuple(self.img_size))
-        self.validate()
+                out.append(f"`{name}` must be a sequence with one value per stage, got {value!r}.")
+                continue
+            if len(value) > MAX_STAGES:
+                out.append(
+                    f"`{name}` has {len(value)} values, above the sanity limit of {MAX_STAGES} stages."
+                )
+                continue
+            values = tuple(store(f"{name}[{i}]", rule, v) for i, v in enumerate(value))
+            object.__setattr__(self, name, values)
+        return out
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
@@ -72,58 +112,37 @@ class PVTV2Config:
             raise ValueError("Invalid PVTV2Config:\n  - " + "\n  - ".join(problems))
 
     def problems(self) -> list[str]:
-        """Every problem with this config, as human-readable sentences (empty if valid)."""
-        out: list[str] = []
-        if not _is_int(self.num_stages) or self.num_stages < 1:
-            return [f"`num_stages` must be a positive integer, got {self.num_stages!r}."]
-        for name in PER_STAGE_FIELDS:
-            value = getattr(self, name)
-            if len(value) != self.num_stages:
-                out.append(
-                    f"`{name}` has {len(value)} values but `num_stages` is {self.num_stages}: "
-                    f"give exactly one value per stage."
-                )
+        """Every problem between the (type-checked) fields, as sentences with the fix (empty if valid)."""
+        out = [
+            f"`{name}` has {len(getattr(self, name))} values but `num_stages` is {self.num_stages}: "
+            f"give exactly one value per stage."
+            for name in PER_STAGE_FIELDS
+            if len(getattr(self, name)) != self.num_stages
+        ]
         if out:
             return out
-        out += _positive_ints(self, ("patch_size", "in_channels"))
-        if not _is_int(self.num_classes) or self.num_classes < 0:
-            out.append(f"`num_classes` must be an integer >= 0 (0 = no head), got {self.num_classes!r}.")
-        sizes = _pair(self.img_size)
-        if len(sizes) != 2 or not all(_is_int(s) and s > 0 for s in sizes):
-            out.append(f"`img_size` must be a positive int or (height, width), got {self.img_size!r}.")
-        for name in ("embed_dims", "num_heads", "depths", "sr_ratios"):
-            for i, v in enumerate(getattr(self, name)):
-                if not _is_int(v) or v < 1:
-                    out.append(f"`{name}[{i}]` must be a positive integer, got {v!r}.")
-        for i, v in enumerate(self.mlp_ratios):
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
-                out.append(f"`mlp_ratios[{i}]` must be a positive number, got {v!r}.")
-            elif int(self.embed_dims[i] * v) < 1:
-                out.append(f"`mlp_ratios[{i}]` = {v} gives an MLP with no hidden units.")
-        if out:
-            return out
-        for i, (dim, heads) in enumerate(zip(self.embed_dims, self.num_heads)):
+        for i, (dim, heads, ratio) in enumerate(zip(self.embed_dims, self.num_heads, self.mlp_ratios)):
             if dim % heads:
                 out.append(
                     f"stage {i + 1}: `embed_dims[{i}]` = {dim} is not divisible by `num_heads[{i}]` = "
                     f"{heads}; choose a width that is a multiple of the head count "
                     f"(e.g. {heads * max(1, round(dim / heads))})."
                 )
-        for name in ("drop_rate", "attn_drop_rate", "drop_path_rate"):
-            rate = getattr(self, name)
-            if not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
-                out.append(f"`{name}` must be in [0, 1), got {rate!r}.")
-        if self.qk_scale is not None and (not isinstance(self.qk_scale, (int, float)) or self.qk_scale <= 0):
-            out.append(f"`qk_scale` must be None or a positive number, got {self.qk_scale!r}.")
-        if not out:
-            minimum = self.min_input_size()
-            small = [s for s in sizes if s < minimum]
-            if small:
-                out.append(
-                    f"`img_size` {self.img_size!r} is too small: this architecture needs at least "
-                    f"{minimum}x{minimum} pixels (stride 4, then 2 per stage, and spatial-reduction "
-                    f"kernels {list(self.sr_ratios)}). Use a larger image."
-                )
+            if int(dim * ratio) < 1:
+                out.append(f"`mlp_ratios[{i}]` = {ratio} gives an MLP with no hidden units.")
+        if out:
+            return out
+        try:
+            check_parameters(self.num_parameters(), "this config")
+        except ValueError as error:
+            return [str(error)]
+        minimum = self.min_input_size()
+        if any(s < minimum for s in _pair(self.img_size)):
+            out.append(
+                f"`img_size` {self.img_size!r} is too small: this architecture needs at least "
+                f"{minimum}x{minimum} pixels (stride 4, then 2 per stage, and spatial-reduction "
+                f"kernels {list(self.sr_ratios)}). Use a larger image."
+            )
         return out
 
     # ------------------------------------------------------------------ geometry
@@ -146,13 +165,30 @@ class PVTV2Config:
         return sizes
 
     def min_input_size(self) -> int:
-        """Smallest input side for which every stage map is non-empty and every reduction conv fits."""
-        for size in range(1, 4096):
-            maps = self.stage_sizes(size)
-            reductions_fit = self.linear or all(m >= r for m, r in zip(maps, self.sr_ratios))
-            if min(maps) >= 1 and reductions_fit:
-                return size
-        raise ValueError("No input size up to 4096 fits this configuration.")
+        """Smallest input side (height and width each) for which the model computes real features.
+
+        Every stage map must be non-empty and, unless `linear`, at least `sr_ratios[i]` wide: the
+        reduction conv (kernel = stride = sr_ratio) on a smaller map yields no key/value tokens, and
+        the attention output is then zeros or NaN. Solved backwards from the last stage: a conv of
+        kernel k, stride s and padding k // 2 makes an m-wide map from ``(m - 1) * s + k - 2 * (k // 2)``
+        pixels.
+        """
+        size = 1
+        for i in reversed(range(self.num_stages)):
+            kernel, stride = (self.patch_size, 4) if i == 0 else (3, 2)
+            needed = max(size, 1 if self.linear else self.sr_ratios[i])
+            size = max(1, (needed - 1) * stride + kernel - 2 * (kernel // 2))
+        return size
+
+    def num_parameters(self) -> int:
+        """Weights of the model this config builds (biases and norms left out: within a few percent)."""
+        total, channels = 0, self.in_channels
+        for i, dim in enumerate(self.embed_dims):
+            kernel = self.patch_size if i == 0 else 3
+            block = block_parameters(dim, self.mlp_ratios[i], self.sr_ratios[i], self.linear)
+            total += kernel * kernel * channels * dim + self.depths[i] * block
+            channels = dim
+        return total + channels * self.num_classes
 
     def drop_path_rates(self) -> list[float]:
         """Per-block stochastic depth rates, linearly spaced from 0 to `drop_path_rate`."""
@@ -218,13 +254,35 @@ class PVTV2Config:
         return dataclasses.replace(self, **changes)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _image_size(name: str, value: Any) -> int | tuple[int, int]:
+    pair = isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+    try:
+        if not pair:
+            return as_int(name, value, MAX_IMAGE_SIZE)
+        if len(value) == 2:
+            return tuple(as_int(f"{name}[{i}]", v, MAX_IMAGE_SIZE) for i, v in enumerate(value))
+    except ValueError as error:
+        raise ValueError(f"`{name}` must be a positive int or (height, width): {error}") from None
+    raise ValueError(f"`{name}` must be a positive int or (height, width), got {value!r}.")
 
 
-def _positive_ints(config: PVTV2Config, names: Sequence[str]) -> list[str]:
-    return [
-        f"`{name}` must be a positive integer, got {getattr(config, name)!r}."
-        for name in names
-        if not _is_int(getattr(config, name)) or getattr(config, name) < 1
-    ]
+_SCALAR_RULES: dict[str, Rule] = {
+    "img_size": _image_size,
+    "num_stages": int_rule(MAX_STAGES),
+    "patch_size": ARGUMENT_RULES["patch_size"],
+    "in_channels": int_rule(MAX_WIDTH),
+    "num_classes": int_rule(MAX_NUM_CLASSES, minimum=0),
+    "qkv_bias": as_bool,
+    "qk_scale": as_scale,
+    "drop_rate": as_rate,
+    "attn_drop_rate": as_rate,
+    "drop_path_rate": as_rate,
+    "linear": as_bool,
+}
+_STAGE_RULES: dict[str, Rule] = {
+    "embed_dims": ARGUMENT_RULES["dim"],
+    "num_heads": ARGUMENT_RULES["num_heads"],
+    "mlp_ratios": ARGUMENT_RULES["mlp_ratio"],
+    "depths": ARGUMENT_RULES["depth"],
+    "sr_ratios": ARGUMENT_RULES["sr_ratio"],
+}

@@ -33,6 +33,10 @@ from collections.abc import Callable
 from typing import Any
 
 import keras
+import numpy as np
+
+from keras_pvt.input_checks import check_image_batch, dtype_name
+from keras_pvt.layers.size_check import model_min_image_size
 
 PRECISIONS = ("float32", "bfloat16")
 STRATEGIES = ("auto", "segments", "xla", "plain")
@@ -68,7 +72,10 @@ def compile_inference(
 
     The callable accepts NumPy arrays or tensors of any batch size and image size (float32) and
     returns float32 tensors (a dict for `features_only` models). Each new input shape costs one
-    compilation on the XLA paths.
+    compilation on the XLA paths. Before running it refuses, with one `ValueError` naming the shape
+    and dtype: a rank or channel count the model cannot take, images below the model's minimum
+    size, and integer images when the model has no preprocessing inside (call
+    `keras_pvt.preprocess_input` first).
     """
     if keras.backend.backend() != "tensorflow":
         raise ValueError(
@@ -88,6 +95,7 @@ def compile_inference(
     if len(model.inputs) != 1 or len(model.inputs[0].shape) != 4:
         raise ValueError("compile_inference needs a model with one 4-D (NHWC) input.")
     channels = model.inputs[0].shape[-1]
+    checked_images = _input_check(model, channels)
     signature = [tf.TensorSpec((None, None, None, channels), tf.float32, name="images")]
 
     forward = _frozen_forward(model) if freeze_weights else lambda images: model(images, training=False)
@@ -111,7 +119,7 @@ def compile_inference(
             return float32(forward(images))
 
     def run(images: Any) -> Any:
-        images = tf.convert_to_tensor(images, tf.float32)
+        images = checked_images(images)
         if resolve_strategy(strategy, images.shape, precision) == "xla":
             return xla(images)
         if strategy != "plain" and _pixels(images.shape) > ATTENTION_PIECES_MIN_IMAGE_PIXELS:
@@ -120,6 +128,33 @@ def compile_inference(
 
     run.model = model  # type: ignore[attr-defined]
     return run
+
+
+def _input_check(model: keras.Model, channels: int | None) -> Callable[[Any], Any]:
+    """A function from an image batch to a float32 tensor that first refuses what `model` cannot take."""
+    import tensorflow as tf
+
+    minimum, raw_pixels_ok = model_min_image_size(model), takes_raw_pixels(model)
+
+    def checked_images(images: Any) -> Any:
+        if not hasattr(images, "shape") or not hasattr(images, "dtype"):
+            images = np.asarray(images)
+        shape, dtype = tuple(images.shape), dtype_name(images.dtype)
+        check_image_batch(shape, dtype, channels=channels, minimum=minimum, raw_pixels_ok=raw_pixels_ok)
+        return tf.cast(images, tf.float32)
+
+    return checked_images
+
+
+def takes_raw_pixels(model: keras.Model) -> bool:
+    """Whether `model` normalises inside: an integer input, or a Rescaling/Normalization layer."""
+    if keras.backend.standardize_dtype(model.inputs[0].dtype).startswith(("int", "uint")):
+        return True
+    preprocessing = (keras.layers.Rescaling, keras.layers.Normalization)
+    return any(
+        isinstance(layer, preprocessing) or (isinstance(layer, keras.Model) and takes_raw_pixels(layer))
+        for layer in model.layers
+    )
 
 
 def resolve_strategy(strategy: str, shape: Any, precision: str = "float32") -> str:

@@ -8,7 +8,8 @@ from typing import Any
 import keras
 
 from keras_pvt.config import PVTV2Config
-from keras_pvt.layers import PVTStage
+from keras_pvt.input_checks import check_image_size
+from keras_pvt.layers import ImageSizeCheck, PVTStage
 from keras_pvt.presets import canonical_variant, get_config
 
 FIRST_STRIDE = 4
@@ -40,7 +41,9 @@ def PVT_V2(
             `.npz`, `.weights.h5`); see `keras_pvt.weights`.
         input_tensor: optional Keras tensor to use as the model input.
         input_shape: (height, width, channels); None dims accept any size. Default
-            ``(None, None, in_channels)``: one model for every square or non-square size.
+            ``(None, None, in_channels)``: one model for every square or non-square size. Any
+            channel count builds (it replaces ``config.in_channels``); RGB weights then load with
+            their first layer adapted (see `keras_pvt.weights.load_weights`).
         pooling: with ``include_top=False`` (and not `features_only`): None returns the last stage
             map (B, H/32, W/32, C), "avg" or "max" a pooled vector.
         classes: classifier width; defaults to ``config.num_classes``. 0 means no head.
@@ -77,7 +80,9 @@ def PVT_V2(
         )
 
     inputs = _model_input(config, input_tensor, input_shape)
-    x = inputs
+    if inputs.shape[-1] != config.in_channels:  # the input decides, as in keras.applications
+        config = config.replace(in_channels=int(inputs.shape[-1]))
+    x = ImageSizeCheck(config.min_input_size(), name="image_size_check")(inputs)
     features = {}
     for i, rate_slice in enumerate(_split_rates(config)):
         x = PVTStage(
@@ -136,7 +141,7 @@ def _split_rates(config: PVTV2Config) -> list[list[float]]:
 
 
 def _model_input(config: PVTV2Config, input_tensor: Any, input_shape: Any) -> Any:
-    """The model's `keras.Input`, after checking channels and spatial size against `config`."""
+    """The model's `keras.Input`, after checking its rank, channel axis and size against `config`."""
     if input_shape is not None:
         input_shape = tuple(input_shape)
         if len(input_shape) != 3:
@@ -152,20 +157,12 @@ def _model_input(config: PVTV2Config, input_tensor: Any, input_shape: Any) -> An
     shape = tuple(inputs.shape)
     if len(shape) != 4:
         raise ValueError(f"PVT-v2 takes a batch of NHWC images (rank 4); the input has shape {shape}.")
-    if shape[-1] != config.in_channels:
+    if shape[-1] is None:
         raise ValueError(
-            f"The input has {shape[-1]} channels but the model expects {config.in_channels} "
-            f"(channels-last, NHWC). Pass images of shape (H, W, {config.in_channels}), or set "
-            f"`in_channels={shape[-1]}` in the config to build a model for {shape[-1]}-channel input."
+            f"The input's channel count is unknown (shape {shape}); the first layer needs it. Give "
+            "it as the last axis (channels-last, NHWC): input_shape=(None, None, channels)."
         )
-    minimum = config.min_input_size()
-    for axis, size in zip(("height", "width"), shape[1:3]):
-        if size is not None and size < minimum:
-            raise ValueError(
-                f"Input {axis} {size} is too small: this PVT-v2 needs at least {minimum}x{minimum} "
-                f"pixels (four stride stages: 4, 8, 16, 32, and spatial-reduction kernels "
-                f"{list(config.sr_ratios)}). Resize the images or use a larger `input_shape`."
-            )
+    check_image_size(shape[1], shape[2], config.min_input_size())
     return inputs
 
 

@@ -6,7 +6,9 @@ the Hugging Face Hub), so no torch is needed to convert them. They are fetched o
 ``KERAS_PVT_CACHE_DIR`` environment variable replaces ``$KERAS_HOME``), verified
 against the pinned hash, and converted each time a model is built. Offline, `fetch` fails within
 `timeout` seconds with a `PretrainedWeightsUnavailableError` error telling how to use a local file; with
-``KERAS_PVT_OFFLINE=1`` it never touches the network and only uses the cache.
+``KERAS_PVT_OFFLINE=1`` it never touches the network and only uses the cache. A cached file that
+fails the hash check is never deleted (the user may have put it there): offline it is reported with
+both hashes; online it is renamed to ``NAME.<sha256[:12]>.corrupt`` and downloaded again.
 """
 
 from __future__ import annotations
@@ -98,9 +100,26 @@ def fetch(
         raise ValueError(f"No ImageNet weights for variant {variant!r}; available: {sorted(IMAGENET)}.")
     entry = IMAGENET[variant]
     target = cache_path(variant, cache_dir)
-    if target.is_file() and (entry.sha256 is None or sha256_of(target) == entry.sha256):
-        return target
-    if os.environ.get(OFFLINE_ENV, "").strip() not in ("", "0"):
+    offline = os.environ.get(OFFLINE_ENV, "").strip() not in ("", "0")
+    note = ""
+    if target.is_file():
+        found = sha256_of(target) if entry.sha256 is not None else None
+        if found == entry.sha256:
+            return target
+        mismatch = (
+            f"The cached ImageNet checkpoint of pvt_v2_{variant} at {target} has sha256 {found}, "
+            f"not the pinned {entry.sha256}: it is truncated, corrupt or another file."
+        )
+        if offline:
+            raise PretrainedWeightsUnavailableError(
+                f"{mismatch} {OFFLINE_ENV} is set, so it was left in place and not downloaded again. "
+                f"Replace it with a good copy of {entry.url}, or move it away and download again "
+                "with network access, or pass a checkpoint you trust as `weights=PATH`."
+            )
+        aside = _set_aside(target, found)
+        note = f" {mismatch} It was moved to {aside}."
+        warnings.warn(f"{mismatch} Moved it to {aside}; downloading the checkpoint again.", stacklevel=2)
+    elif offline:
         raise PretrainedWeightsUnavailableError(_offline_help(variant, target, f"{OFFLINE_ENV} is set"))
     import keras
 
@@ -124,7 +143,7 @@ def fetch(
             f"upstream; retry, or pass a checkpoint you trust as `weights=PATH`."
         ) from error
     except Exception as error:  # get_file wraps URL errors in a bare Exception
-        raise PretrainedWeightsUnavailableError(_offline_help(variant, target, str(error))) from error
+        raise PretrainedWeightsUnavailableError(_offline_help(variant, target, str(error)) + note) from error
     if entry.sha256 is None:
         warnings.warn(
             f"keras-pvt has no pinned sha256 for the pvt_v2_{variant} ImageNet checkpoint; the file "
@@ -133,6 +152,17 @@ def fetch(
             stacklevel=2,
         )
     return Path(path)
+
+
+def _set_aside(target: Path, found: str) -> Path:
+    """Rename a cached file that fails its hash check to ``NAME.<sha256[:12]>.corrupt``.
+
+    It is never deleted: the user may have copied it there (the offline help suggests it). A file
+    already standing under that name has the same hash prefix, hence the same bytes.
+    """
+    aside = target.with_name(f"{target.name}.{found[:12]}.corrupt")
+    os.replace(target, aside)
+    return aside
 
 
 def _offline_help(variant: str, target: Path, reason: str) -> str:

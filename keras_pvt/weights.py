@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import os
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
+import keras
+import numpy as np
+
+from keras_pvt.checkpoints.assign import RGB_CHANNELS, adapt_input_conv, input_adapted_message
 from keras_pvt.config import PVTV2Config
 
 IMAGENET_CLASSES = 1000
-# Fields that do not change the weights: a config differing only in these still fits a preset.
-_FREE_FIELDS = ("img_size", "num_classes", "drop_rate", "attn_drop_rate", "drop_path_rate")
+# Fields that do not change the weights: a config differing only in these still fits a preset
+# (`in_channels`: the RGB checkpoint's first layer is adapted to the model's channel count).
+_FREE_FIELDS = ("img_size", "in_channels", "num_classes", "drop_rate", "attn_drop_rate", "drop_path_rate")
 
 
 def load_weights(
@@ -23,6 +30,10 @@ def load_weights(
       1000 classes.
     * a path to ``.safetensors`` / ``.pth`` / ``.pt`` / ``.bin`` / ``.npz`` (official, timm or HF
       naming; see `keras_pvt.checkpoints`) or to a Keras ``.weights.h5`` / ``.keras`` file.
+
+    A model built for another channel count than 3 takes RGB weights of every source: the first
+    layer's kernel is adapted by timm's rule (`keras_pvt.checkpoints.assign.adapt_input_conv`),
+    with a warning.
     """
     if isinstance(weights, str) and weights == "imagenet":
         _load_imagenet(model, config, variant)
@@ -75,15 +86,83 @@ def preset_of(config: PVTV2Config) -> str | None:
 def _load_keras_file(model: Any, path: Path) -> None:
     from keras_pvt.checkpoints import CheckpointReadError
 
+    kind = "Keras model (.keras)" if path.name.lower().endswith(".keras") else "Keras weights (.weights.h5)"
+    if not _has_keras_signature(path):
+        raise CheckpointReadError(
+            f"{str(path)!r} is not a {kind} file: "
+            + ("it is not a zip archive" if kind.endswith("(.keras)") else "it is not an HDF5 file")
+            + " (truncated, corrupt or another format under that name). Save or download it again."
+        )
     try:
-        model.load_weights(os.fspath(path))
+        _load_keras_weights(model, path)
     except ValueError as error:
         raise ValueError(
             f"The Keras weights {str(path)!r} do not fit model {model.name!r}: {error} Build the "
             "same architecture (variant, include_top, classes) that saved them."
         ) from error
-    except OSError as error:
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
         raise CheckpointReadError(
-            f"Cannot read {str(path)!r} as a Keras weights file: it is truncated or corrupt "
-            f"({error}). Save or download it again."
+            f"Cannot read {str(path)!r} as a {kind} file: it is truncated or corrupt "
+            f"({type(error).__name__}: {error}). Save or download it again."
         ) from error
+
+
+def _load_keras_weights(model: Any, path: Path) -> None:
+    """`model.load_weights`; for a model of another channel count, also a file saved for RGB input.
+
+    Such a file loads into an RGB twin of `model` (same layers, 3 input channels); its weights then
+    go to `model`, the first kernel adapted by `adapt_input_conv`. The first error stands when the
+    twin does not take the file either.
+    """
+    try:
+        model.load_weights(os.fspath(path))
+    except ValueError as error:
+        twin = _rgb_twin(model)
+        if twin is None:
+            raise
+        try:
+            twin.load_weights(os.fspath(path))
+        except ValueError:
+            raise error from None
+        _copy_weights_adapting_input(twin, model)
+
+
+def _rgb_twin(model: Any) -> Any:
+    """A copy of `model` taking 3-channel images, or None if `model`'s first layer is RGB already."""
+    channels = _first_kernel(model).shape[2]
+    if channels == RGB_CHANNELS or len(model.inputs) != 1:
+        return None
+    shape = (*model.inputs[0].shape[:-1], RGB_CHANNELS)
+    rgb_input = keras.Input(batch_shape=shape, dtype=model.inputs[0].dtype)
+    try:
+        twin = keras.models.clone_model(model, input_tensors=rgb_input)
+    except ValueError:  # layers before stage 1 that cannot take 3 channels
+        return None
+    return twin if _first_kernel(twin).shape[2] == RGB_CHANNELS else None
+
+
+def _copy_weights_adapting_input(source: Any, model: Any) -> None:
+    """Copy every weight of the RGB `source` into its twin `model`, adapting the first kernel."""
+    channels = int(_first_kernel(model).shape[2])
+    first = _first_kernel(model).path
+    values = []
+    for theirs, ours in zip(source.weights, model.weights, strict=True):
+        value = np.asarray(theirs.numpy())
+        if ours.path == first:
+            value = adapt_input_conv(value, channels, axis=2)  # Keras layout (kh, kw, I, O)
+        values.append(value)
+    model.set_weights(values)
+    warnings.warn(input_adapted_message(channels), stacklevel=2)
+
+
+def _first_kernel(model: Any) -> Any:
+    return model.get_layer("stage1").patch_embed.proj.kernel
+
+
+def _has_keras_signature(path: Path) -> bool:
+    """A `.keras` file is a zip archive, a `.weights.h5` file an HDF5 file."""
+    if path.name.lower().endswith(".keras"):
+        return zipfile.is_zipfile(path)
+    import h5py  # a dependency of Keras
+
+    return bool(h5py.is_hdf5(os.fspath(path)))

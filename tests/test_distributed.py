@@ -20,6 +20,8 @@ WORKER = os.path.join(HERE, "_distributed_worker.py")
 DATASET = "keras_pvt_shapes/32px_256_64"
 TIMEOUT_S = 300
 
+pytestmark = pytest.mark.slow  # subprocesses and a dataset build: not in `make test-fast`
+
 
 @pytest.fixture(scope="module")
 def tfds_dir(tmp_path_factory):

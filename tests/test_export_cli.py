@@ -88,7 +88,7 @@ def test_bad_inputs_exit_non_zero_and_write_nothing(model_file, tmp_path, capsys
     text_file.write_text("not a model")
     cases = [
         ([str(tmp_path / "missing.keras"), "--output", out], "does not exist"),
-        ([str(not_keras), "--output", out], "cannot load"),
+        ([str(not_keras), "--output", out], "is corrupt"),
         ([str(text_file), "--output", out], "not a Keras model file"),
         ([str(tmp_path), "--output", out], "not a Keras model file"),
         ([str(model_file), "--format", "onnx", "--output", out], "invalid choice: 'onnx'"),

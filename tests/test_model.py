@@ -109,19 +109,18 @@ def test_input_tensor_and_dict_config(rng):
     assert model(rng.random((1, 64, 64, 3), dtype=np.float32)).shape == (1, 10)
 
 
-def test_wrong_channel_count_is_explained():
-    with pytest.raises(ValueError, match=r"has 1 channels but the model expects 3.*in_channels=1"):
-        keras_pvt.PVTV2B0(weights=None, input_shape=(224, 224, 1))
-    with pytest.raises(ValueError, match="channels"):
-        keras_pvt.PVTV2B0(weights=None, input_tensor=keras.Input((64, 64, 4)))
-    gray = PVT_V2(tiny_config(in_channels=1), input_shape=(64, 64, 1))
-    assert gray.count_params() > 0
+def test_the_input_decides_the_channel_count():
+    """As in keras.applications (tests/test_channels.py covers weights and wrong-count calls)."""
+    gray = PVT_V2(tiny_config(), input_shape=(64, 64, 1))
+    assert gray.get_layer("stage1").patch_embed.proj.kernel.shape == (7, 7, 1, 16)
+    rgbd = PVT_V2(tiny_config(in_channels=1), input_tensor=keras.Input((64, 64, 4)))
+    assert rgbd.get_layer("stage1").patch_embed.proj.kernel.shape == (7, 7, 4, 16)
 
 
 def test_too_small_input_is_explained():
-    with pytest.raises(ValueError, match=r"Input height 16 is too small.*at least 29x29"):
+    with pytest.raises(ValueError, match=r"Images of 16x64 pixels are too small.*at least 29x29"):
         keras_pvt.PVTV2B0(weights=None, input_shape=(16, 64, 3))
-    with pytest.raises(ValueError, match=r"width 20 is too small"):
+    with pytest.raises(ValueError, match=r"Images of 64x20 pixels are too small"):
         keras_pvt.PVTV2B0(weights=None, input_shape=(64, 20, 3))
     with pytest.raises(ValueError, match="NHWC"):
         keras_pvt.PVTV2B0(weights=None, input_shape=(64, 64))

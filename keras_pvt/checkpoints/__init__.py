@@ -15,9 +15,11 @@ import numpy as np
 
 from keras_pvt.checkpoints.assign import (
     CheckpointMismatchError,
+    CheckpointValueError,
     assign_state_dict,
     model_targets,
 )
+from keras_pvt.checkpoints.errors import UnsafeCheckpointError
 from keras_pvt.checkpoints.keymaps import detect_scheme, to_canonical
 from keras_pvt.checkpoints.readers import CheckpointReadError, checkpoint_format, read_state_dict
 from keras_pvt.checkpoints.variant import infer_config, match_preset, read_architecture, shape_fields
@@ -26,6 +28,8 @@ from keras_pvt.config import PVTV2Config
 __all__ = [
     "CheckpointMismatchError",
     "CheckpointReadError",
+    "CheckpointValueError",
+    "UnsafeCheckpointError",
     "assign_state_dict",
     "checkpoint_format",
     "detect_scheme",
@@ -60,7 +64,8 @@ def load_checkpoint(
     checkpoint is for another architecture. With `head="auto"` a classifier of another width (or
     none) is skipped with a warning; a model without a head ignores the checkpoint's. Returns
     ``{"scheme", "loaded", "skipped"}``. Raises `CheckpointMismatchError` (missing / unexpected /
-    mis-shaped keys), `CheckpointReadError` (corrupt file) or FileNotFoundError.
+    mis-shaped keys), `CheckpointValueError` (non-float or non-finite tensors), `CheckpointReadError`
+    (corrupt file; `UnsafeCheckpointError` for a pickle naming code) or FileNotFoundError.
     """
     state, scheme = load_canonical(checkpoint)
     if isinstance(config, str):
@@ -78,7 +83,8 @@ def _architecture_hint(state: Mapping[str, np.ndarray], config: PVTV2Config) -> 
         fields, sr_ratios, _ = read_architecture(state)
     except ValueError:
         return ""
-    if fields == shape_fields(config):
+    ours = shape_fields(config)
+    if {**fields, "in_channels": ours["in_channels"]} == ours:  # channels: see assign_state_dict
         return ""
     name = match_preset(fields, sr_ratios)
     label = f"PVT-v2-{name}" if name else "another PVT-v2's"

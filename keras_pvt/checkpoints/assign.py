@@ -7,6 +7,7 @@ Layouts: conv kernels (O, I, kh, kw) -> (kh, kw, I, O); depthwise kernels (C, 1,
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -14,6 +15,51 @@ from typing import Any
 import numpy as np
 
 REPORT_FIRST = 5
+# Integer bookkeeping buffers some PyTorch modules keep next to their weights (BatchNorm's step
+# counter); they hold no weights of the model and are skipped wherever they appear.
+BOOKKEEPING_SUFFIXES = (".num_batches_tracked",)
+# Float dtypes NumPy knows natively or through ml_dtypes (registered by TensorFlow).
+_EXTRA_FLOATS = ("bfloat16", "float8")
+# The first layer (stage 1's patch embedding): the only weight whose shape depends on the input's
+# channel count. Pretrained checkpoints take RGB; other counts get it through `adapt_input_conv`.
+FIRST_KERNEL = "stage1.patch_embed.proj.weight"
+RGB_CHANNELS = 3
+
+
+def adapt_input_conv(kernel: np.ndarray, channels: int, axis: int = 1) -> np.ndarray:
+    """An RGB first-layer kernel adapted to `channels` inputs by timm's rule (`adapt_input_conv`).
+
+    1 channel: the sum of the three RGB kernels (a grey image x answers like the RGB image (x, x, x)).
+    Any other count: the RGB kernels repeated cyclically (R, G, B, R, ...) over the `channels`
+    inputs and scaled by 3 / `channels`, which keeps the size of the response. `axis` is the
+    input-channel axis: 1 in PyTorch's (O, I, kh, kw), 2 in Keras' (kh, kw, I, O). Float32 out.
+    """
+    kernel = np.asarray(kernel, dtype=np.float32)
+    if kernel.ndim != 4 or kernel.shape[axis] != RGB_CHANNELS or channels < 1:
+        raise ValueError(
+            f"adapt_input_conv takes a 4-D kernel with {RGB_CHANNELS} input channels on axis {axis} "
+            f"and a positive channel count; got shape {kernel.shape} and channels={channels}."
+        )
+    if channels == RGB_CHANNELS:
+        return kernel
+    if channels == 1:
+        return kernel.sum(axis=axis, keepdims=True)
+    repeated = np.concatenate([kernel] * math.ceil(channels / RGB_CHANNELS), axis=axis)
+    return np.take(repeated, np.arange(channels), axis=axis) * np.float32(RGB_CHANNELS / channels)
+
+
+def input_adapted_message(channels: int) -> str:
+    """The warning given when an RGB checkpoint's first layer is adapted to `channels` inputs."""
+    rule = (
+        "the sum of its RGB kernels"
+        if channels == 1
+        else f"its R, G, B kernels taken in turn for the {channels} channels, scaled by 3/{channels}"
+    )
+    return (
+        f"The checkpoint's first layer (stage1 patch embedding) was made for {RGB_CHANNELS}-channel "
+        f"RGB images; adapted it from {RGB_CHANNELS} to the model's {channels} input channels "
+        f"(timm's rule: {rule}). Fine-tune the model on your {channels}-channel images."
+    )
 
 
 def _conv(value: np.ndarray) -> np.ndarray:
@@ -73,6 +119,28 @@ class CheckpointMismatchError(ValueError):
             "with the wrong shape (checkpoint vs model, PyTorch layout)",
             [f"{name}: {got} vs {want}" for name, got, want in mismatched],
         )
+        super().__init__("\n".join(lines))
+
+
+class CheckpointValueError(ValueError):
+    """Checkpoint tensors the model cannot take as weights: not floating point, or not finite."""
+
+    def __init__(self, not_float: list[str], not_finite: list[str]) -> None:
+        self.not_float, self.not_finite = not_float, not_finite
+        lines = ["The checkpoint holds values that are not usable weights; nothing was loaded."]
+        lines += _section("not floating point (dtype)", not_float)
+        if not_float:
+            lines.append(
+                "  keras-pvt loads float weights only (float16/bfloat16/float32/float64); casting "
+                "integers or booleans would silently give wrong weights. Dequantise a quantised "
+                "checkpoint first (e.g. `q.astype(np.float32) * scale`) or use the float release."
+            )
+        lines += _section("with NaN or infinite values (counts)", not_finite)
+        if not_finite:
+            lines.append(
+                "  The file is damaged or comes from a diverged run (or float64 values overflow "
+                "float32); use another checkpoint."
+            )
         super().__init__("\n".join(lines))
 
 
@@ -159,15 +227,22 @@ def assign_state_dict(
             "require": a missing or mis-shaped head is an error like any other key.
         hint: extra sentence for the mismatch error (e.g. which variant the checkpoint looks like).
 
-    Returns ``{"loaded": [...], "skipped": [...]}`` (canonical names). Raises
-    `CheckpointMismatchError` listing every missing, unexpected and mis-shaped key before any
+    An RGB checkpoint loads into a model built for another channel count: its first kernel is
+    adapted by `adapt_input_conv`, with a warning.
+
+    Returns ``{"loaded": [...], "skipped": [...], "adapted": [...]}`` (canonical names; integer
+    bookkeeping buffers such as ``*.num_batches_tracked`` are skipped). Raises
+    `CheckpointMismatchError` listing every missing, unexpected and mis-shaped key, and
+    `CheckpointValueError` listing tensors that are not floating point or not finite, before any
     variable is written.
     """
     if head not in ("auto", "require"):
         raise ValueError(f"`head` must be 'auto' or 'require', got {head!r}.")
     targets = model_targets(model)
     state = dict(state)
-    skipped: list[str] = []
+    skipped = [key for key in state if key.endswith(BOOKKEEPING_SUFFIXES)]
+    for key in skipped:
+        del state[key]
     has_head = "head.weight" in targets
     head_keys = [k for k in state if k.startswith("head.")]
     if not has_head:
@@ -194,18 +269,87 @@ def assign_state_dict(
                 del state[key]
             targets = {k: v for k, v in targets.items() if not k.startswith("head.")}
 
+    adapt_to = _channels_to_adapt(state, targets)
+    _check_fit(state, targets, hint, first_kernel_adapted=adapt_to is not None)
+    values = _float32_values(state, targets)
+    if adapt_to:
+        values[FIRST_KERNEL] = adapt_input_conv(values[FIRST_KERNEL], adapt_to)
+        warnings.warn(input_adapted_message(adapt_to), stacklevel=3)
+    if head_note:
+        warnings.warn(head_note, stacklevel=3)
+    for key, target in targets.items():
+        target.variable.assign(target.convert(values[key]).astype(target.variable.dtype))
+    return {"loaded": list(targets), "skipped": skipped, "adapted": [FIRST_KERNEL] if adapt_to else []}
+
+
+def _check_fit(
+    state: Mapping[str, Any], targets: Mapping[str, Target], hint: str, first_kernel_adapted: bool
+) -> None:
+    """`CheckpointMismatchError` listing the missing, unexpected and mis-shaped keys, if any."""
     missing = [k for k in targets if k not in state]
     unexpected = [k for k in state if k not in targets]
     mismatched = [
         (k, tuple(int(d) for d in state[k].shape), targets[k].torch_shape)
         for k in targets
-        if k in state and tuple(state[k].shape) != targets[k].torch_shape
+        if k in state
+        and tuple(state[k].shape) != targets[k].torch_shape
+        and not (k == FIRST_KERNEL and first_kernel_adapted)
     ]
     if missing or unexpected or mismatched:
+        hint = " ".join(filter(None, [hint, _first_layer_hint(state, targets)]))
         raise CheckpointMismatchError(missing, unexpected, mismatched, hint)
-    if head_note:
-        warnings.warn(head_note, stacklevel=3)
-    for key, target in targets.items():
-        value = target.convert(np.asarray(state[key], dtype=np.float32))
-        target.variable.assign(value.astype(target.variable.dtype))
-    return {"loaded": list(targets), "skipped": skipped}
+
+
+def _input_channels(state: Mapping[str, Any], targets: Mapping[str, Target]) -> tuple[int, int] | None:
+    """(checkpoint's, model's) input channels when the first kernels differ in nothing else."""
+    if FIRST_KERNEL not in state or FIRST_KERNEL not in targets:
+        return None
+    got, want = tuple(int(d) for d in state[FIRST_KERNEL].shape), targets[FIRST_KERNEL].torch_shape
+    if len(got) != 4 or got[1] == want[1] or (got[0], *got[2:]) != (want[0], *want[2:]):
+        return None
+    return got[1], want[1]
+
+
+def _channels_to_adapt(state: Mapping[str, Any], targets: Mapping[str, Target]) -> int | None:
+    """The model's channel count when the checkpoint's first kernel is RGB and the model's is not."""
+    channels = _input_channels(state, targets)
+    return channels[1] if channels is not None and channels[0] == RGB_CHANNELS else None
+
+
+def _first_layer_hint(state: Mapping[str, Any], targets: Mapping[str, Target]) -> str:
+    """A sentence when the first kernels differ only in their (non-RGB) input channels."""
+    channels = _input_channels(state, targets)
+    if channels is None:
+        return ""
+    got, want = channels
+    return (
+        f"The checkpoint's first layer takes {got}-channel images and the model {want}-channel "
+        f"ones; only {RGB_CHANNELS}-channel (RGB) checkpoints are adapted to another channel "
+        f"count. Build the model with input_shape=(None, None, {got}) for this checkpoint."
+    )
+
+
+def _is_float(dtype: np.dtype) -> bool:
+    return dtype.kind == "f" or dtype.name.startswith(_EXTRA_FLOATS)
+
+
+def _float32_values(state: Mapping[str, Any], targets: Mapping[str, Target]) -> dict[str, np.ndarray]:
+    """The float32 value of every target, or `CheckpointValueError` for non-float or non-finite ones."""
+    values: dict[str, np.ndarray] = {}
+    not_float: list[str] = []
+    not_finite: list[str] = []
+    for key in targets:
+        value = np.asarray(state[key])
+        if not _is_float(value.dtype):
+            not_float.append(f"{key} ({value.dtype.name})")
+            continue
+        with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf: reported
+            value = value.astype(np.float32, copy=False)
+        finite = np.isfinite(value)
+        if not finite.all():
+            nan = int(np.isnan(value).sum())
+            not_finite.append(f"{key} ({nan} NaN, {value.size - nan - int(finite.sum())} inf)")
+        values[key] = value
+    if not_float or not_finite:
+        raise CheckpointValueError(not_float, not_finite)
+    return values

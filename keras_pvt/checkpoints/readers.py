@@ -1,9 +1,10 @@
 """Read a checkpoint file into a flat ``{name: numpy array}`` state dict, whatever its format.
 
-Formats: ``.safetensors`` (NumPy API of the `safetensors` package, no torch), ``.pth`` / ``.pt`` /
-``.bin`` (PyTorch pickles, read with ``torch.load(weights_only=True)`` so nothing in the file is
-executed; torch is an optional dependency) and ``.npz``. A truncated or corrupt file raises
-`CheckpointReadError` naming the file and the likely cause, never an error from deep inside a library.
+Formats: ``.safetensors`` (NumPy API of the `safetensors` package), ``.pth`` / ``.pt`` / ``.bin`` /
+``.ckpt`` (PyTorch pickles, read without torch by `torch_pickle`, which rebuilds tensors and refuses
+every other global, so nothing in the file is executed) and ``.npz``. A truncated or corrupt file
+raises `CheckpointReadError` naming the file and the likely cause, never an error from deep inside a
+library.
 """
 
 from __future__ import annotations
@@ -16,16 +17,17 @@ from typing import Any
 
 import numpy as np
 
+from keras_pvt.checkpoints import torch_pickle
+from keras_pvt.checkpoints.errors import CheckpointReadError
+
+__all__ = ["CheckpointReadError", "checkpoint_format", "read_state_dict"]
+
 SAFETENSORS_SUFFIXES = (".safetensors",)
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 NUMPY_SUFFIXES = (".npz",)
 KERAS_SUFFIXES = (".weights.h5", ".keras")
 # Keys under which training scripts nest the weights (official PVT, DeiT-style and Lightning dumps).
 NESTED_KEYS = ("state_dict", "model", "model_ema", "module", "params")
-
-
-class CheckpointReadError(ValueError):
-    """A checkpoint file that cannot be read: truncated, corrupt, or not the format its name says."""
 
 
 def checkpoint_format(path: str | os.PathLike) -> str:
@@ -49,8 +51,9 @@ def checkpoint_format(path: str | os.PathLike) -> str:
 def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """All tensors of a `.safetensors`, `.pth`/`.pt`/`.bin` or `.npz` checkpoint as NumPy arrays.
 
-    Raises FileNotFoundError for a missing file, `CheckpointReadError` for an unreadable one and
-    ImportError (with the install command) when a PyTorch file is given but torch is not installed.
+    Half-precision floats are widened to float32; other dtypes are kept (`assign_state_dict` refuses
+    non-float weights). Raises FileNotFoundError for a missing file and `CheckpointReadError` for an
+    unreadable one (`UnsafeCheckpointError` for a pickle that names code other than tensor rebuilding).
     """
     path = Path(path)
     if not path.is_file():
@@ -90,41 +93,21 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
 
 
 def _to_float32(value: np.ndarray) -> np.ndarray:
-    """Half-precision tensors (float16, bfloat16) widened to float32; others unchanged."""
-    if (value.dtype.kind == "f" and value.dtype.itemsize < 4) or value.dtype.name == "bfloat16":
+    """Half-precision tensors (float16, bfloat16, float8) widened to float32; others unchanged."""
+    if (value.dtype.kind == "f" and value.dtype.itemsize < 4) or value.dtype.name.startswith(
+        ("bfloat16", "float8")
+    ):
         return value.astype(np.float32)
     return value
 
 
 def _read_torch(path: Path) -> dict[str, np.ndarray]:
-    try:
-        import torch
-    except ImportError as error:
-        raise ImportError(
-            f"Reading the PyTorch checkpoint {str(path)!r} needs torch: `pip install "
-            "keras-pvt[torch]` (or `pip install torch`). Or convert it to safetensors once where "
-            "torch is installed and pass the `.safetensors` file instead."
-        ) from error
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
-        raise _corrupt(path, "PyTorch", error) from error
-    except Exception as error:  # pickle.UnpicklingError and torch's weights-only refusals
-        raise CheckpointReadError(
-            f"Cannot read {str(path)!r} safely: torch.load(weights_only=True) refused it "
-            f"({type(error).__name__}: {error}). It is corrupt, or it pickles objects other than "
-            "tensors; re-save only the state dict (`torch.save(model.state_dict(), path)`)."
-        ) from error
-    state = _unwrap(obj, path)
-    out = {}
-    for key, value in state.items():
-        if not hasattr(value, "detach"):
-            continue
-        tensor = value.detach().cpu()
-        if tensor.dtype in (torch.bfloat16, torch.float16):
-            tensor = tensor.float()
-        out[key] = tensor.numpy()
-    return out
+    state = _unwrap(torch_pickle.load(path), path)
+    return {
+        key: _to_float32(value.numpy())
+        for key, value in state.items()
+        if isinstance(key, str) and isinstance(value, torch_pickle.TorchTensor)
+    }
 
 
 def _unwrap(obj: Any, path: Path) -> Mapping[str, Any]:
@@ -145,6 +128,11 @@ def _unwrap(obj: Any, path: Path) -> Mapping[str, Any]:
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    if not zipfile.is_zipfile(path):  # np.load would take it for a pickle and say so
+        raise CheckpointReadError(
+            f"Cannot read {str(path)!r} as a NumPy .npz file: it is not a zip archive (truncated, "
+            "corrupt or another format). Download or export it again."
+        )
     try:
         with np.load(str(path), allow_pickle=False) as archive:
             return {key: np.asarray(archive[key]) for key in archive.files}

@@ -1,9 +1,15 @@
-"""`keras-pvt convert`: a PyTorch PVT-v2 checkpoint -> Keras `.weights.h5` or `.keras` file."""
+"""`keras-pvt convert`: a PyTorch PVT-v2 checkpoint -> Keras `.weights.h5` or `.keras` file.
+
+The file is written beside the output and renamed into place; an existing output is replaced only
+if it is a previous file of the same kind and `--overwrite` is given.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+
+from keras_pvt._safe_write import KERAS_MODEL, KERAS_WEIGHTS, atomic_write, check_output
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -11,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "convert",
         help="convert a PyTorch PVT-v2 checkpoint (official, timm or HF naming) to Keras",
         description=(
-            "Read CHECKPOINT (.safetensors, .pth/.pt/.bin [needs torch], .npz), detect its naming "
+            "Read CHECKPOINT (.safetensors, .pth/.pt/.bin, .npz; no torch needed), detect its naming "
             "scheme and architecture, and write Keras weights (.weights.h5) or a whole model "
             "(.keras)."
         ),
@@ -24,6 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="JSON file with a PVTV2Config dict, for architectures that are not presets",
     )
     parser.add_argument("--no-top", action="store_true", help="drop the classifier (backbone only)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a previous .keras/.weights.h5 file at --output (nothing else is ever replaced)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -36,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.variant and args.config:
         raise ValueError("Give --variant or --config, not both.")
+    kind = KERAS_MODEL if output.endswith(".keras") else KERAS_WEIGHTS
+    inputs = (args.checkpoint, args.config)
+    check_output(output, kind, overwrite=args.overwrite, inputs=inputs)  # before any work
     config = None
     if args.config:
         with open(args.config, encoding="utf-8") as handle:
@@ -46,10 +60,8 @@ def run(args: argparse.Namespace) -> int:
     state = read_state_dict(args.checkpoint)
     scheme, _ = detect_scheme(state)
     model = from_checkpoint(state, variant=args.variant, config=config, include_top=not args.no_top)
-    if output.endswith(".keras"):
-        model.save(output)
-    else:
-        model.save_weights(output)
+    save = model.save if kind is KERAS_MODEL else model.save_weights
+    atomic_write(output, lambda path: save(str(path)), kind, overwrite=args.overwrite, inputs=inputs)
     print(
         f"converted {args.checkpoint} ({scheme} naming, {len(state)} tensors) -> {output}: "
         f"{model.name}, {model.count_params():,} parameters"

@@ -1,12 +1,19 @@
 """`keras-pvt demo`: the end-to-end job, offline. Train a small PVT-v2 on the embedded
 `keras_pvt_shapes` dataset, report held-out accuracy, export a SavedModel and TFLite files (float
-and int8), verify them, and print accuracy, file sizes and latency for every format."""
+and int8), verify them, and print accuracy, file sizes and latency for every format.
+
+The output folder must be new, empty, or one an earlier demo made (it holds a `.keras-pvt-demo`
+marker): a rerun then replaces the demo's own files; any other folder is refused."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
+from pathlib import Path
+
+from keras_pvt._safe_write import OutputRefusedError
 
 # A small PVT-v2 (four stages, one block each) that learns the 6-class shapes task on 2 CPU cores.
 DEMO_ARCH = {
@@ -17,6 +24,7 @@ DEMO_ARCH = {
     "sr_ratios": [8, 4, 2, 1],
 }
 DEMO_LR = 1.6e-2  # per 512 images: peak 1e-3 at batch 32 (measured to train this model stably)
+DEMO_MARKER = ".keras-pvt-demo"  # in a folder the demo made, so that a rerun may replace its files
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
     tfds.disable_progress_bar()
     absl_logging.set_verbosity(absl_logging.ERROR)
+    output = prepare_output(args.output)
     start = time.perf_counter()
-    output = os.path.abspath(args.output)
     data_dir = os.path.join(output, "tensorflow_datasets")
     config = shapes_config(args.image_size, args.train_size, args.test_size)
     dataset = f"keras_pvt_shapes/{config.name}"
@@ -85,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         recipe=Recipe(base_lr=DEMO_LR, warmup_epochs=1),
         drop_path_rate=0.0,
         resume=False,
+        overwrite=True,  # a rerun retrains: the folder is the demo's own (prepare_output)
         callbacks=[TimeBudget(args.time_budget * 60)],
         verbose=2,
     )
@@ -109,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         image_size=args.image_size,
         keras_path=result.best_model_path,
         threads=args.threads,
+        overwrite=True,  # only previous exports are replaced, in a folder the demo made
     )
     total = time.perf_counter() - start
     table = format_table(rows)
@@ -145,6 +155,38 @@ def run(args: argparse.Namespace) -> int:
         f"summary.json); total {total / 60:.1f} min"
     )
     return 0
+
+
+def prepare_output(folder: str) -> str:
+    """The demo's absolute output folder, created and marked: new, empty, or an earlier demo's."""
+    output = Path(folder).resolve()
+    cwd = Path.cwd().resolve()
+    if output == cwd or output in cwd.parents:
+        raise OutputRefusedError(
+            f"--output {folder!r} is the current folder or one of its parents; the demo needs a "
+            "folder of its own, e.g. --output demo_output."
+        )
+    if output.exists() and not output.is_dir():
+        raise OutputRefusedError(f"--output {folder!r} is a file; give a folder for the demo's files.")
+    if output.is_dir() and any(output.iterdir()) and not made_by_demo(output):
+        raise OutputRefusedError(
+            f"--output {folder!r} is a folder with files that the demo did not make; the demo "
+            "never writes into it. Give a new or empty folder, e.g. --output demo_output."
+        )
+    output.mkdir(parents=True, exist_ok=True)
+    (output / DEMO_MARKER).touch()
+    return str(output)
+
+
+def made_by_demo(folder: Path) -> bool:
+    """The folder holds the demo's marker, or the summary of a demo run made before markers."""
+    if (folder / DEMO_MARKER).is_file():
+        return True
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and str(summary.get("dataset", "")).startswith("keras_pvt_shapes")
 
 
 def _step(message: str) -> None:

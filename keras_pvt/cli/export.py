@@ -12,9 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from keras_pvt._safe_write import EXPORT_REPORT, KERAS_MODEL, SAVED_MODEL, TFLITE, check_output
+
 FORMATS = ("saved_model", "tflite")
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")  # == keras_pvt.export.QUANTIZE_MODES
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 EXIT_VERIFICATION_FAILED = 1
 
 
@@ -36,6 +39,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     out = parser.add_argument_group("export")
     out.add_argument("--format", choices=FORMATS, default="tflite", help="default: tflite")
     out.add_argument("--output", required=True, help="output .tflite file or SavedModel folder")
+    out.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a previous export of the same format at --output (nothing else is ever replaced)",
+    )
     out.add_argument("--quantize", choices=QUANTIZE_MODES, default="none", help="TFLite only")
     out.add_argument(
         "--representative",
@@ -70,12 +78,13 @@ def check_args(args: argparse.Namespace) -> None:
     if args.model is not None:
         path = Path(args.model)
         if not path.exists():
-            raise FileNotFoundError(f"model file {args.model!r} does not exist.")
+            raise FileNotFoundError(f"model file {args.model!r} not found: it does not exist.")
         if path.is_dir() or path.suffix.lower() not in KERAS_SUFFIXES:
             raise ValueError(
                 f"{args.model!r} is not a Keras model file: expected a .keras (or .h5) file saved "
                 "with model.save(); for a preset use --variant."
             )
+        check_model_file(path)
         for flag in ("weights", "classes"):
             if getattr(args, flag) is not None:
                 raise ValueError(f"--{flag} only applies with --variant, not to a model file.")
@@ -93,13 +102,39 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError("--fixed-shape means batch 1; drop --batch-size or --fixed-shape.")
     if args.strict_int8 and args.quantize != "int8":
         raise ValueError("--strict-int8 needs --quantize int8.")
-    output = Path(args.output)
-    if not (output.parent if str(output.parent) else Path(".")).is_dir():
-        raise FileNotFoundError(f"output folder {str(output.parent)!r} does not exist.")
+    check_outputs(args)
     from keras_pvt.export.tflite import check_quantize
 
     if args.format == "tflite":
         check_quantize(args.quantize, args.representative, args.int8_io)
+
+
+def check_model_file(path: Path) -> None:
+    """Refuse an empty or corrupt model file before Keras reports it as "File not found"."""
+    if path.stat().st_size == 0:
+        raise ValueError(f"model file {str(path)!r} is empty (0 bytes); save the model again.")
+    if path.suffix.lower() == ".keras":
+        intact = KERAS_MODEL.recognise(path)
+    else:
+        with path.open("rb") as handle:
+            intact = handle.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE
+    if not intact:
+        kind = "a .keras zip archive with config.json" if path.suffix.lower() == ".keras" else "an HDF5 file"
+        raise ValueError(
+            f"model file {str(path)!r} is corrupt: it is not {kind} (truncated or damaged). "
+            "Save the model again with model.save()."
+        )
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """--output and its JSON report: nothing but a previous export is replaced, with --overwrite."""
+    from keras_pvt.export.report import report_path
+
+    kind = TFLITE if args.format == "tflite" else SAVED_MODEL
+    given = (args.model, args.weights, args.representative, args.verify_images)
+    inputs = [path for path in given if path and Path(path).exists()]  # not 'imagenet', 'tfds:...'
+    check_output(args.output, kind, overwrite=args.overwrite, inputs=inputs)
+    check_output(report_path(args.output), EXPORT_REPORT, overwrite=args.overwrite, inputs=inputs)
 
 
 def load_model(args: argparse.Namespace) -> Any:
@@ -118,10 +153,20 @@ def load_model(args: argparse.Namespace) -> Any:
     try:
         return keras.saving.load_model(args.model, compile=False)
     except Exception as error:  # Keras raises many types for a corrupt/foreign file
+        cause = _innermost(error)  # Keras wraps a layer's own refusal in a generic TypeError
+        reason = str(cause).splitlines()[0] if str(cause) else ""
         raise ValueError(
-            f"cannot load {args.model!r} as a Keras model ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''})."
+            f"cannot load {args.model!r} as a Keras model ({type(cause).__name__}: {reason})."
         ) from error
+
+
+def _innermost(error: BaseException) -> BaseException:
+    """The first exception of the chain that led to `error` (its cause or context, recursively)."""
+    seen = {id(error)}
+    while (inner := error.__cause__ or error.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        error = inner
+    return error
 
 
 def nominal_size(model: Any, args: argparse.Namespace) -> tuple[int, int] | None:
@@ -144,11 +189,13 @@ def nominal_size(model: Any, args: argparse.Namespace) -> tuple[int, int] | None
 def run(args: argparse.Namespace) -> int:
     check_args(args)
     from keras_pvt import export
+    from keras_pvt.layers.size_check import check_model_image_size
 
     if args.variant is not None and args.weights is None:
         print("note: --variant without --weights exports randomly initialised weights.")
     model = load_model(args)
     size = nominal_size(model, args)
+    check_model_image_size(model, size)  # before any tracing, with the model's own message
     batch = 1 if args.fixed_shape else args.batch_size
     try:
         report, details = _export(args, model, size, batch, export)
@@ -157,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"keras-pvt export: verification failed, nothing written: {error}", file=sys.stderr)
         return EXIT_VERIFICATION_FAILED
     print(export.format_report(report))
-    json_path = export.write_report_json(details, export.report_path(args.output))
+    json_path = export.write_report_json(details, export.report_path(args.output), overwrite=args.overwrite)
     print(f"wrote {args.output} and {json_path}")
     return 0
 
@@ -189,6 +236,7 @@ def _export(args: argparse.Namespace, model: Any, size: Any, batch: Any, export:
             runs=args.runs,
             tolerance="auto" if args.tolerance is None else args.tolerance,
             min_top1=args.min_top1,
+            overwrite=args.overwrite,
         )
         return result.verification, result
     report = export.export_and_verify_saved_model(
@@ -200,6 +248,7 @@ def _export(args: argparse.Namespace, model: Any, size: Any, batch: Any, export:
         num_images=args.num_verify,
         runs=args.runs,
         min_top1=args.min_top1,
+        overwrite=args.overwrite,
         **({} if args.tolerance is None else {"tolerance": args.tolerance}),
     )
     return report, report

@@ -1,9 +1,13 @@
 """`keras-pvt train`: train or fine-tune a PVT-v2 on a tfds dataset, an image folder, or the
-embedded offline dataset, with the paper's recipe, mixed precision and `tf.distribute`."""
+embedded offline dataset, with the paper's recipe, mixed precision and `tf.distribute`.
+
+Exit codes: 0 done; 2 refused (a bad argument, or --output holds a finished run: see --overwrite);
+3 the loss became NaN/infinite (the epochs finished before it are kept, resumable)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 STRATEGIES = ("auto", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -70,13 +74,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_false",
         help="discard any interrupted run in --output and start over",
     )
+    add(
+        "--overwrite",
+        action="store_true",
+        help="train again in an --output that holds a finished run (only keras-pvt's files there "
+        "are replaced); without it such a run is left untouched and the command exits with 2",
+    )
     add("--seed", type=int, default=0)
     add("--output", default="runs/pvt_v2", help="run folder (best.keras, history.csv, curves)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from keras_pvt.training import Recipe, train
+    from keras_pvt.training import Recipe, TrainingDivergedError, train
 
     recipe = Recipe(
         base_lr=args.lr,
@@ -86,29 +96,34 @@ def run(args: argparse.Namespace) -> int:
         label_smoothing=args.label_smoothing,
         clip_norm=args.clip_norm,
     )
-    result = train(
-        args.variant,
-        dataset=args.dataset,
-        output=args.output,
-        weights=args.weights,
-        image_size=args.image_size,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        recipe=recipe,
-        drop_path_rate=args.drop_path,
-        precision=args.precision,
-        jit_compile=args.jit_compile,
-        strategy=args.strategy,
-        tpu=args.tpu,
-        resume=args.resume,
-        data_dir=args.data_dir,
-        download=not args.no_download,
-        augment=not args.no_augment,
-        crop_scale=tuple(args.crop_scale),
-        cache=args.cache,
-        steps_per_epoch=args.steps_per_epoch,
-        seed=args.seed,
-    )
+    try:
+        result = train(
+            args.variant,
+            dataset=args.dataset,
+            output=args.output,
+            weights=args.weights,
+            image_size=args.image_size,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            recipe=recipe,
+            drop_path_rate=args.drop_path,
+            precision=args.precision,
+            jit_compile=args.jit_compile,
+            strategy=args.strategy,
+            tpu=args.tpu,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            data_dir=args.data_dir,
+            download=not args.no_download,
+            augment=not args.no_augment,
+            crop_scale=tuple(args.crop_scale),
+            cache=args.cache,
+            steps_per_epoch=args.steps_per_epoch,
+            seed=args.seed,
+        )
+    except TrainingDivergedError as error:
+        print(f"keras-pvt train: error: {error}", file=sys.stderr)
+        return 3
     best = result.best_val_accuracy
     print(
         f"epochs run: {result.epochs_run}; best validation accuracy: "

@@ -23,6 +23,9 @@ DEFAULT_VAL_FRACTION = 0.1
 NETWORK_PROBE_TIMEOUT_S = 3.0
 # Magic bytes of the formats `tf.io.decode_image` reads through tfds' ImageFolder (jpg, jpeg, png).
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
+JPEG_END = b"\xff\xd9"  # the end-of-image marker
+PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC
+IMAGE_ENDS = (JPEG_END, PNG_END)
 
 
 @dataclasses.dataclass
@@ -169,21 +172,37 @@ def from_image_folder(root: str, val_fraction: float = DEFAULT_VAL_FRACTION) -> 
 
 
 def check_images(root: str) -> None:
-    """Raise `ValueError` listing image files whose bytes are not a JPEG or PNG (cannot decode)."""
+    """Raise `ValueError` listing the image files that cannot be decoded, before any training.
+
+    Cheap for large folders: each file's first and last bytes are read; only a file whose end is
+    not a JPEG/PNG end marker (a truncated download, or extra bytes after the image) is decoded.
+    """
     bad = []
     for path in sorted(Path(root).glob("*/*/*")):
         if path.suffix.lower() not in (".jpg", ".jpeg", ".png"):
             continue
         with open(path, "rb") as handle:
             head = handle.read(8)
+            handle.seek(max(os.fstat(handle.fileno()).st_size - len(PNG_END), 0))
+            tail = handle.read()
         if not any(head.startswith(signature) for signature in IMAGE_SIGNATURES):
-            bad.append(str(path))
+            bad.append(f"{path} (not a JPEG or PNG)")
+        elif not tail.endswith(IMAGE_ENDS) and not _decodes(path):
+            bad.append(f"{path} (truncated or corrupt)")
     if bad:
         shown = "\n  ".join(bad[:10]) + (f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else "")
         raise ValueError(
             f"{len(bad)} file(s) under {root} are not decodable JPEG/PNG images:\n  {shown}\n"
             "Delete or re-encode them."
         )
+
+
+def _decodes(path: Path) -> bool:
+    try:
+        tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False)
+    except tf.errors.InvalidArgumentError:
+        return False
+    return True
 
 
 def _prepare(builder: tfds.core.DatasetBuilder, name: str, download: bool) -> None:

@@ -1,20 +1,27 @@
 """Deployment exports of keras-pvt models: SavedModel and TFLite (LiteRT), verified, builtins only.
 
 Public API (stable):
-    export_saved_model(model, path, *, image_size=None, batch_size=None) -> str
-    export_and_verify_saved_model(model, path, images=None, *, image_size, batch_size, ...)
-        -> VerificationReport
+    export_saved_model(model, path, *, image_size=None, batch_size=None, overwrite=False) -> str
+    export_and_verify_saved_model(model, path, images=None, *, image_size, batch_size, ...,
+                                  overwrite=False) -> VerificationReport
     verify_saved_model(path, model, images, *, runs, tolerance, min_top1) -> VerificationReport
     convert_to_tflite(model, output_path, *, quantize="none"|"float16"|"dynamic"|"int8",
                       representative_data=None, image_size=None, batch_size=None, int8_io=False,
-                      verify=True, threads=2, ...) -> ConversionResult (with .verification)
+                      verify=True, threads=2, ..., overwrite=False)
+        -> ConversionResult (with .verification)
     verify_tflite(tflite_path, model, images, *, threads=2, runs=10, ...) -> VerificationReport
     load_images(source, *, image_size, limit, preprocess) -> float32 NHWC array
-    format_report(report) -> str; write_report_json(report, path); report_path(output) -> Path
+    format_report(report) -> str; write_report_json(report, path, *, overwrite=False);
+        report_path(output) -> Path
+
+Outputs are written beside and renamed into place. An existing output path is replaced only if it
+holds a previous export of the same kind and ``overwrite=True``; anything else raises
+`OutputRefusedError` (a `FileExistsError`) and is left untouched.
 
 TensorFlow is imported lazily; the TFLite interpreter comes from `ai-edge-litert` (extra `export`).
 """
 
+from keras_pvt._safe_write import OutputRefusedError
 from keras_pvt.export.errors import ExportError, UnsupportedOpsError, VerificationError
 from keras_pvt.export.images import load_images, parse_image_size
 from keras_pvt.export.report import format_report, report_path, write_report_json
@@ -38,6 +45,7 @@ __all__ = [
     "SIGNATURE_KEY",
     "ConversionResult",
     "ExportError",
+    "OutputRefusedError",
     "TFLiteRunner",
     "UnsupportedOpsError",
     "VerificationError",

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from keras_pvt._safe_write import EXPORT_REPORT, atomic_write
+
 TOP_OPS_SHOWN = 12
 
 
@@ -17,14 +19,15 @@ def report_path(output: str | os.PathLike) -> Path:
     return path.with_name(f"{stem}.report.json")
 
 
-def write_report_json(report: Any, path: str | os.PathLike) -> Path:
-    """Write `report` (anything with `to_dict()`, or a dict) as indented JSON; returns the path."""
+def write_report_json(report: Any, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write `report` (anything with `to_dict()`, or a dict) as indented JSON; returns the path.
+
+    Written beside and renamed into place; `overwrite` replaces a previous report only (see
+    `keras_pvt._safe_write.check_output`).
+    """
     data = report.to_dict() if hasattr(report, "to_dict") else dict(report)
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.partial")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
-    os.replace(tmp, target)
-    return target
+    text = json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n"
+    return atomic_write(path, lambda tmp: tmp.write_text(text), EXPORT_REPORT, overwrite=overwrite)
 
 
 def _jsonable(value: Any) -> Any:

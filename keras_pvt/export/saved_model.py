@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from keras_pvt.export._files import staged_output
+from keras_pvt._safe_write import SAVED_MODEL, staged_output
 
 SIGNATURE_KEY = "serving_default"
 INPUT_NAME = "images"
@@ -80,6 +80,7 @@ def export_saved_model(
     *,
     image_size: int | Sequence[int] | None = None,
     batch_size: int | None = None,
+    overwrite: bool = False,
 ) -> str:
     """Write `model` as a SavedModel folder at `path` and return the path.
 
@@ -88,14 +89,17 @@ def export_saved_model(
 
     Args:
         model: a Keras model with one NHWC image input (any keras-pvt builder output).
-        path: output folder; replaced only once the new export is complete.
+        path: output folder, written beside and renamed into place once complete.
         image_size: None keeps height and width dynamic; an int or (height, width) fixes them.
         batch_size: None keeps the batch dynamic; an int fixes it (e.g. 1 for edge runtimes).
+        overwrite: replace a previous SavedModel export at `path`. Anything else there (a file,
+            a folder that is not a SavedModel, the current folder) is never replaced:
+            `OutputRefusedError`.
 
     The folder loads with plain ``tf.saved_model.load`` (no keras-pvt import needed).
     """
     spec = input_spec(model, image_size, batch_size)
-    with staged_output(path, directory=True) as stage:
+    with staged_output(path, SAVED_MODEL, overwrite=overwrite) as stage:
         _write(model, stage, spec)
     return os.fspath(path)
 
@@ -111,12 +115,13 @@ def export_and_verify_saved_model(
     runs: int = 10,
     tolerance: float | None = SAVED_MODEL_TOLERANCE,
     min_top1: float | None = None,
+    overwrite: bool = False,
 ) -> Any:
     """`export_saved_model`, then `verify_saved_model` before the folder appears at `path`.
 
     `images` are model-ready float32 images (default: `num_images` seeded random images at
     `image_size`, 224x224 when dynamic). Returns the `VerificationReport`; a failed verification
-    raises `VerificationError` and leaves nothing at `path`.
+    raises `VerificationError` and leaves `path` as it was. `overwrite`: as in `export_saved_model`.
     """
     from keras_pvt.export.errors import VerificationError
     from keras_pvt.export.images import DEFAULT_IMAGE_SIZE, random_images
@@ -126,7 +131,7 @@ def export_and_verify_saved_model(
     if images is None:
         size = tuple(spec.shape[1:3]) if None not in spec.shape[1:3] else DEFAULT_IMAGE_SIZE
         images = random_images(max(num_images, batch_size or 1), size, spec.shape[3])
-    with staged_output(path, directory=True) as stage:
+    with staged_output(path, SAVED_MODEL, overwrite=overwrite) as stage:
         _write(model, stage, spec)
         report = verify_saved_model(stage, model, images, runs=runs, tolerance=tolerance, min_top1=min_top1)
         report.path = os.fspath(path)

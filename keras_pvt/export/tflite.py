@@ -10,15 +10,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from keras_pvt.export._files import staged_output
+from keras_pvt._safe_write import TFLITE, check_output, scratch_folder, staged_output
 from keras_pvt.export.errors import ExportError, UnsupportedOpsError, VerificationError
 from keras_pvt.export.images import DEFAULT_IMAGE_SIZE, load_images, random_images
 from keras_pvt.export.saved_model import export_saved_model, image_size_pair, input_spec
@@ -175,6 +173,7 @@ def convert_to_tflite(
     runs: int = DEFAULT_RUNS,
     tolerance: float | str | None = "auto",
     min_top1: float | None = None,
+    overwrite: bool = False,
 ) -> ConversionResult:
     """Convert `model` to a builtin-ops-only `.tflite` at `output_path`, then verify it.
 
@@ -196,14 +195,18 @@ def convert_to_tflite(
         data_dir: tensorflow-datasets folder for "tfds:" sources.
         verify: run the file with LiteRT on `verify_images` and compare with `model`; a failure
             (non-finite outputs, or max abs diff above `tolerance`) raises `VerificationError` and
-            leaves nothing at `output_path`.
+            leaves `output_path` as it was.
         verify_images: images for verification; default: up to 4 calibration images, else seeded
             random images at `image_size` (224x224 when dynamic).
         threads, runs: interpreter threads and timed runs for the latency in the report.
         tolerance: "auto" (1e-3 for "none", report-only for quantised modes), None, or a float.
         min_top1: if set, verification fails below this top-1 agreement.
+        overwrite: replace a previous `.tflite` at `output_path` (recognised by its TFL3
+            identifier). Anything else there is never replaced: `OutputRefusedError`, raised
+            before any work. The new file is written beside and renamed into place.
     """
     check_quantize(quantize, representative_data, int8_io)
+    check_output(output_path, TFLITE, overwrite=overwrite)
     size = image_size_pair(image_size)
     spec = input_spec(model, size, batch_size)
     if tolerance == "auto":
@@ -222,16 +225,15 @@ def convert_to_tflite(
     samples = _verification_images(verify_images, calibration, data_size, spec, preprocess, verify, data_dir)
 
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="keras-pvt-export-") as workdir:
-        saved_model = str(Path(workdir) / "saved_model")
-        export_saved_model(model, saved_model, image_size=size, batch_size=batch_size)
-        converter = _converter(saved_model, quantize, calibration, batch_size, int8_io, strict_int8)
-        flatbuffer = _convert(converter, quantize, strict_int8)
-    if strict_int8:
-        _check_all_int8(flatbuffer)
-    seconds = time.perf_counter() - start
-
-    with staged_output(output_path, directory=False) as stage:
+    with staged_output(output_path, TFLITE, overwrite=overwrite) as stage:
+        with scratch_folder(output_path, ".saved_model") as workdir:  # cleaned after a kill
+            saved_model = str(workdir / "saved_model")
+            export_saved_model(model, saved_model, image_size=size, batch_size=batch_size)
+            converter = _converter(saved_model, quantize, calibration, batch_size, int8_io, strict_int8)
+            flatbuffer = _convert(converter, quantize, strict_int8)
+        if strict_int8:
+            _check_all_int8(flatbuffer)
+        seconds = time.perf_counter() - start
         stage.write_bytes(flatbuffer)
         report = None
         if verify:

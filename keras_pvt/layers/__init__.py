@@ -7,11 +7,13 @@ from keras_pvt.layers.mlp import ConvMlp
 from keras_pvt.layers.norm import LayerNorm
 from keras_pvt.layers.patch_embed import OverlapPatchEmbed
 from keras_pvt.layers.pooling import AdaptiveAveragePooling2D, adaptive_pool_matrix
+from keras_pvt.layers.size_check import ImageSizeCheck
 
 __all__ = [
     "AdaptiveAveragePooling2D",
     "ConvMlp",
     "DropPath",
+    "ImageSizeCheck",
     "LayerNorm",
     "OverlapPatchEmbed",
     "PVTBlock",

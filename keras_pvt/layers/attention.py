@@ -13,6 +13,7 @@ from keras_pvt.layers.activations import exact_gelu
 from keras_pvt.layers.initializers import conv_kernel_initializer, dense_kernel_initializer
 from keras_pvt.layers.norm import LayerNorm
 from keras_pvt.layers.pooling import AdaptiveAveragePooling2D
+from keras_pvt.limits import block_parameters, check_arguments, check_parameters
 
 REDUCTION_NORM_EPSILON = 1e-5
 LINEAR_POOL_SIZE = 7
@@ -42,25 +43,30 @@ class SpatialReductionAttention(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        args = check_arguments("SpatialReductionAttention", locals())
+        dim, num_heads, sr_ratio, linear = args.dim, args.num_heads, args.sr_ratio, args.linear
         if dim % num_heads:
             raise ValueError(f"`dim` ({dim}) must be divisible by `num_heads` ({num_heads}).")
+        check_parameters(
+            block_parameters(dim, 0, sr_ratio, linear), f"SpatialReductionAttention {self.name!r}"
+        )
         self.dim = dim
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.sr_ratio = sr_ratio
         self.linear = linear
-        self.qkv_bias = qkv_bias
-        self.qk_scale = qk_scale
-        self.scale = qk_scale if qk_scale is not None else self.head_dim**-0.5
-        self.attn_drop_rate = attn_drop
-        self.proj_drop_rate = proj_drop
+        self.qkv_bias = args.qkv_bias
+        self.qk_scale = args.qk_scale
+        self.scale = args.qk_scale if args.qk_scale is not None else self.head_dim**-0.5
+        self.attn_drop_rate = args.attn_drop
+        self.proj_drop_rate = args.proj_drop
 
         dense = {"kernel_initializer": dense_kernel_initializer()}
-        self.q = keras.layers.Dense(dim, use_bias=qkv_bias, name="q", **dense)
-        self.kv = keras.layers.Dense(2 * dim, use_bias=qkv_bias, name="kv", **dense)
-        self.attn_drop = keras.layers.Dropout(attn_drop, name="attn_drop")
+        self.q = keras.layers.Dense(dim, use_bias=args.qkv_bias, name="q", **dense)
+        self.kv = keras.layers.Dense(2 * dim, use_bias=args.qkv_bias, name="kv", **dense)
+        self.attn_drop = keras.layers.Dropout(args.attn_drop, name="attn_drop")
         self.proj = keras.layers.Dense(dim, name="proj", **dense)
-        self.proj_drop = keras.layers.Dropout(proj_drop, name="proj_drop")
+        self.proj_drop = keras.layers.Dropout(args.proj_drop, name="proj_drop")
 
         self.pool = None
         self.sr = None

@@ -12,8 +12,11 @@ from keras_pvt.layers.drop_path import DropPath
 from keras_pvt.layers.mlp import ConvMlp
 from keras_pvt.layers.norm import LayerNorm
 from keras_pvt.layers.patch_embed import OverlapPatchEmbed
+from keras_pvt.limits import block_parameters, check_arguments, check_parameters
 
 BLOCK_NORM_EPSILON = 1e-6
+# The PVTStage arguments that every block of the stage takes as they are.
+SHARED_BLOCK_ARGUMENTS = ("mlp_ratio", "sr_ratio", "linear", "qkv_bias", "qk_scale", "drop", "attn_drop")
 
 
 @keras.saving.register_keras_serializable(package="keras_pvt")
@@ -35,32 +38,34 @@ class PVTBlock(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.dim = dim
-        self.num_heads = num_heads
-        self.mlp_ratio = mlp_ratio
-        self.sr_ratio = sr_ratio
-        self.linear = linear
-        self.qkv_bias = qkv_bias
-        self.qk_scale = qk_scale
-        self.drop_rate = drop
-        self.attn_drop_rate = attn_drop
-        self.drop_path_rate = drop_path
+        args = check_arguments("PVTBlock", locals())
+        self.dim = args.dim
+        self.num_heads = args.num_heads
+        self.mlp_ratio = args.mlp_ratio
+        self.sr_ratio = args.sr_ratio
+        self.linear = args.linear
+        self.qkv_bias = args.qkv_bias
+        self.qk_scale = args.qk_scale
+        self.drop_rate = args.drop
+        self.attn_drop_rate = args.attn_drop
+        self.drop_path_rate = args.drop_path
 
         self.norm1 = LayerNorm(epsilon=BLOCK_NORM_EPSILON, name="norm1")
         self.attn = SpatialReductionAttention(
-            dim,
-            num_heads,
-            sr_ratio=sr_ratio,
-            linear=linear,
-            qkv_bias=qkv_bias,
-            qk_scale=qk_scale,
-            attn_drop=attn_drop,
-            proj_drop=drop,
+            args.dim,
+            args.num_heads,
+            sr_ratio=args.sr_ratio,
+            linear=args.linear,
+            qkv_bias=args.qkv_bias,
+            qk_scale=args.qk_scale,
+            attn_drop=args.attn_drop,
+            proj_drop=args.drop,
             name="attn",
         )
-        self.drop_path = DropPath(drop_path, name="drop_path")
+        self.drop_path = DropPath(args.drop_path, name="drop_path")
         self.norm2 = LayerNorm(epsilon=BLOCK_NORM_EPSILON, name="norm2")
-        self.mlp = ConvMlp(int(dim * mlp_ratio), dim, linear=linear, drop=drop, name="mlp")
+        hidden = int(args.dim * args.mlp_ratio)
+        self.mlp = ConvMlp(hidden, args.dim, linear=args.linear, drop=args.drop, name="mlp")
 
     def build(self, input_shape: tuple) -> None:
         for layer in (self.norm1, self.attn, self.norm2, self.mlp):
@@ -117,38 +122,30 @@ class PVTStage(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        drop_path = list(drop_path) if drop_path is not None else [0.0] * depth
-        if len(drop_path) != depth:
-            raise ValueError(f"`drop_path` needs {depth} rates (one per block), got {len(drop_path)}.")
-        self.dim = dim
-        self.depth = depth
-        self.num_heads = num_heads
-        self.mlp_ratio = mlp_ratio
-        self.sr_ratio = sr_ratio
-        self.linear = linear
-        self.patch_size = patch_size
-        self.stride = stride
-        self.qkv_bias = qkv_bias
-        self.qk_scale = qk_scale
-        self.drop_rate = drop
-        self.attn_drop_rate = attn_drop
-        self.drop_path_rates = [float(r) for r in drop_path]
+        args = check_arguments("PVTStage", locals())
+        rates = args.drop_path if isinstance(args.drop_path, list) else [args.drop_path or 0.0] * args.depth
+        if len(rates) != args.depth:
+            raise ValueError(f"`drop_path` needs {args.depth} rates (one per block), got {len(rates)}.")
+        block = block_parameters(args.dim, args.mlp_ratio, args.sr_ratio, args.linear)
+        check_parameters(args.depth * block, f"PVTStage {self.name!r}")
+        self.dim = args.dim
+        self.depth = args.depth
+        self.num_heads = args.num_heads
+        self.mlp_ratio = args.mlp_ratio
+        self.sr_ratio = args.sr_ratio
+        self.linear = args.linear
+        self.patch_size = args.patch_size
+        self.stride = args.stride
+        self.qkv_bias = args.qkv_bias
+        self.qk_scale = args.qk_scale
+        self.drop_rate = args.drop
+        self.attn_drop_rate = args.attn_drop
+        self.drop_path_rates = rates
 
-        self.patch_embed = OverlapPatchEmbed(dim, patch_size, stride, name="patch_embed")
+        self.patch_embed = OverlapPatchEmbed(args.dim, args.patch_size, args.stride, name="patch_embed")
+        shared = {name: getattr(args, name) for name in SHARED_BLOCK_ARGUMENTS}
         self.blocks = [
-            PVTBlock(
-                dim,
-                num_heads,
-                mlp_ratio=mlp_ratio,
-                sr_ratio=sr_ratio,
-                linear=linear,
-                qkv_bias=qkv_bias,
-                qk_scale=qk_scale,
-                drop=drop,
-                attn_drop=attn_drop,
-                drop_path=rate,
-                name=f"block{j}",
-            )
+            PVTBlock(args.dim, args.num_heads, **shared, drop_path=rate, name=f"block{j}")
             for j, rate in enumerate(self.drop_path_rates)
         ]
         self.norm = LayerNorm(epsilon=BLOCK_NORM_EPSILON, name="norm")

@@ -10,6 +10,7 @@ from keras import ops
 from keras_pvt.layers import fusion, training_kernels
 from keras_pvt.layers.initializers import conv_kernel_initializer, dense_kernel_initializer
 from keras_pvt.layers.shifted_conv import shifted_depthwise_conv
+from keras_pvt.limits import check_arguments, check_parameters
 
 
 @keras.saving.register_keras_serializable(package="keras_pvt")
@@ -29,9 +30,12 @@ class ConvMlp(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        args = check_arguments("ConvMlp", locals())
+        check_parameters((2 * args.out_dim + 9) * args.hidden_dim, f"ConvMlp {self.name!r}")
+        hidden_dim, out_dim, drop = args.hidden_dim, args.out_dim, args.drop
         self.hidden_dim = hidden_dim
         self.out_dim = out_dim
-        self.linear = linear
+        self.linear = args.linear
         self.drop_rate = drop
         dense = {"kernel_initializer": dense_kernel_initializer()}
         self.fc1 = keras.layers.Dense(hidden_dim, name="fc1", **dense)

@@ -10,6 +10,7 @@ from keras import ops
 from keras_pvt.layers import fusion
 from keras_pvt.layers.initializers import conv_kernel_initializer
 from keras_pvt.layers.norm import LayerNorm
+from keras_pvt.limits import check_arguments, check_parameters
 
 PATCH_EMBED_NORM_EPSILON = 1e-5
 
@@ -24,6 +25,8 @@ class OverlapPatchEmbed(keras.layers.Layer):
 
     def __init__(self, embed_dim: int, patch_size: int = 7, stride: int = 4, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        args = check_arguments("OverlapPatchEmbed", locals())
+        embed_dim, patch_size, stride = args.embed_dim, args.patch_size, args.stride
         self.embed_dim = embed_dim
         self.patch_size = patch_size
         self.stride = stride
@@ -39,6 +42,8 @@ class OverlapPatchEmbed(keras.layers.Layer):
         self.norm = LayerNorm(epsilon=PATCH_EMBED_NORM_EPSILON, name="norm")
 
     def build(self, input_shape: tuple) -> None:
+        channels = input_shape[-1] or 0
+        check_parameters(self.patch_size**2 * channels * self.embed_dim, f"OverlapPatchEmbed {self.name!r}")
         padded = self.pad.compute_output_shape(input_shape)
         self.proj.build(padded)
         self.norm.build(self.proj.compute_output_shape(padded))

@@ -7,6 +7,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from keras_pvt.limits import MAX_IMAGE_SIZE, as_int
+
 
 def adaptive_pool_matrix(size: Any, output_size: int, dtype: str = "float32") -> Any:
     """`(output_size, size)` matrix whose row i averages PyTorch's window i of a length-`size` axis.
@@ -38,7 +40,7 @@ class AdaptiveAveragePooling2D(keras.layers.Layer):
         super().__init__(**kwargs)
         if isinstance(output_size, int):
             output_size = (output_size, output_size)
-        self.output_size = tuple(int(s) for s in output_size)
+        self.output_size = tuple(as_int("output_size", s, MAX_IMAGE_SIZE) for s in output_size)
 
     def call(self, inputs: Any) -> Any:
         out_h, out_w = self.output_size

@@ -74,12 +74,14 @@ def export_and_compare(
     keras_path: str | None = None,
     threads: int = 2,
     runs: int = 20,
+    overwrite: bool = False,
 ) -> list[FormatResult]:
     """Export `model` to each of `formats` under `output`, verify each file (the export package
     fails on broken files), and measure accuracy on ``(images, labels)`` (model-ready float32).
 
     `calibration`: model-ready training images for int8 calibration. Formats: "saved_model",
-    "tflite_float", "tflite_float16", "tflite_dynamic", "tflite_int8".
+    "tflite_float", "tflite_float16", "tflite_dynamic", "tflite_int8". `overwrite` replaces previous
+    exports of the same names (nothing else is ever replaced; see `keras_pvt.export`).
     """
     from keras_pvt.export import TFLiteRunner, convert_to_tflite, export_and_verify_saved_model
 
@@ -94,7 +96,9 @@ def export_and_compare(
     for name in formats:
         if name == "saved_model":
             path = os.path.join(output, "saved_model")
-            report = export_and_verify_saved_model(model, path, sample, image_size=image_size, runs=runs)
+            report = export_and_verify_saved_model(
+                model, path, sample, image_size=image_size, runs=runs, overwrite=overwrite
+            )
             predict = _saved_model_predictor(path)
         else:
             path = os.path.join(output, f"model_{TFLITE_FORMATS[name]}.tflite")
@@ -107,6 +111,7 @@ def export_and_compare(
                 verify_images=sample,
                 threads=threads,
                 runs=runs,
+                overwrite=overwrite,
             )
             report = result.verification
             runner = TFLiteRunner(path, threads)

@@ -1,4 +1,4 @@
-"""Run outputs: reading `history.csv`, plotting the training curves, the run summary file."""
+"""Run outputs: `history.csv`, the training-curve plot, JSON files; each written atomically."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ import csv
 import json
 import math
 import os
+from collections.abc import Sequence
 from typing import Any
+
+from keras_pvt._safe_write import replacing
 
 
 def read_history(path: str) -> dict[str, list[float]]:
-    """`history.csv` (written by `keras.callbacks.CSVLogger`) as ``{column: [value per epoch]}``."""
+    """`history.csv` (written by `write_history`) as ``{column: [value per epoch]}``."""
     if not os.path.exists(path):
         return {}
     with open(path, newline="") as handle:
@@ -22,12 +25,13 @@ def read_history(path: str) -> dict[str, list[float]]:
     return columns
 
 
-def best_value(history: dict[str, list[float]], monitor: str, mode: str = "max") -> float | None:
-    """Best finite value of `monitor` so far, or None when there is none."""
-    values = [v for v in history.get(monitor, []) if math.isfinite(v)]
-    if not values:
-        return None
-    return max(values) if mode == "max" else min(values)
+def write_history(path: str, rows: Sequence[dict[str, float]]) -> None:
+    """One CSV row per epoch (columns ``epoch`` then the sorted metric names), as `CSVLogger` did."""
+    columns = ["epoch", *sorted({key for row in rows for key in row} - {"epoch"})]
+    with replacing(path) as temp, open(temp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def plot_history(history: dict[str, list[float]], path: str) -> str | None:
@@ -54,13 +58,14 @@ def plot_history(history: dict[str, list[float]], path: str) -> str | None:
         axis.grid(alpha=0.3)
         axis.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    with replacing(path) as temp:
+        figure.savefig(temp, dpi=100, format="png")
     plt.close(figure)
     return path
 
 
 def write_json(path: str, values: dict[str, Any]) -> None:
-    with open(path, "w") as handle:
+    with replacing(path) as temp, open(temp, "w") as handle:
         json.dump(values, handle, indent=2, sort_keys=True)
 
 

@@ -4,11 +4,12 @@ only on matrices/kernels, label smoothing."""
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import keras
-from keras import ops
+
+from keras_pvt.schedules import WarmupCosine
+from keras_pvt.training.checks import number
 
 REFERENCE_BATCH = 512  # the paper's lr 5e-4 is for a total batch of 512 (scaled linearly)
 
@@ -18,6 +19,7 @@ class Recipe:
     """Optimisation hyper-parameters; defaults are the paper's ImageNet recipe (PVT-v2, DeiT-style).
 
     `base_lr` is the learning rate for a batch of 512; the used peak is ``base_lr * batch / 512``.
+    Out-of-range values (a learning rate that is not > 0, NaN, ...) raise `ValueError`.
     """
 
     base_lr: float = 5e-4
@@ -30,6 +32,17 @@ class Recipe:
     beta_1: float = 0.9
     beta_2: float = 0.999
     epsilon: float = 1e-8
+
+    def __post_init__(self) -> None:
+        number("base_lr (--lr)", self.base_lr, 0.0, above=True)
+        for name in ("min_lr", "warmup_lr", "warmup_epochs", "weight_decay"):
+            number(name, getattr(self, name), 0.0)
+        number("label_smoothing", self.label_smoothing, 0.0, 1.0, below=True)
+        if self.clip_norm is not None:
+            number("clip_norm", self.clip_norm, 0.0, above=True)
+        number("beta_1", self.beta_1, 0.0, 1.0, below=True)
+        number("beta_2", self.beta_2, 0.0, 1.0, below=True)
+        number("epsilon", self.epsilon, 0.0, above=True)
 
     def peak_lr(self, batch_size: int) -> float:
         return self.base_lr * batch_size / REFERENCE_BATCH
@@ -68,45 +81,3 @@ class Recipe:
 def no_decay_variables(model: keras.Model) -> list[Any]:
     """Trainable weights excluded from weight decay: every bias and norm scale/offset (ndim <= 1)."""
     return [v for v in model.trainable_variables if len(v.shape) <= 1]
-
-
-@keras.saving.register_keras_serializable(package="keras_pvt")
-class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warmup from `warmup_lr` to `peak_lr` over `warmup_steps`, then cosine to `min_lr`."""
-
-    def __init__(
-        self,
-        peak_lr: float,
-        total_steps: int,
-        warmup_steps: int = 0,
-        warmup_lr: float = 0.0,
-        min_lr: float = 0.0,
-    ) -> None:
-        if total_steps < 1 or not 0 <= warmup_steps <= total_steps:
-            raise ValueError(
-                f"Need total_steps >= 1 and 0 <= warmup_steps <= total_steps, got "
-                f"{total_steps} and {warmup_steps}."
-            )
-        self.peak_lr = float(peak_lr)
-        self.total_steps = int(total_steps)
-        self.warmup_steps = int(warmup_steps)
-        self.warmup_lr = float(warmup_lr)
-        self.min_lr = float(min_lr)
-
-    def __call__(self, step: Any) -> Any:
-        step = ops.cast(step, "float32")
-        warmup = max(self.warmup_steps, 1)
-        warm = self.warmup_lr + (self.peak_lr - self.warmup_lr) * step / warmup
-        decay_steps = max(self.total_steps - self.warmup_steps, 1)
-        progress = ops.clip((step - self.warmup_steps) / decay_steps, 0.0, 1.0)
-        cosine = self.min_lr + 0.5 * (self.peak_lr - self.min_lr) * (1.0 + ops.cos(math.pi * progress))
-        return ops.where(step < self.warmup_steps, warm, cosine)
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "peak_lr": self.peak_lr,
-            "total_steps": self.total_steps,
-            "warmup_steps": self.warmup_steps,
-            "warmup_lr": self.warmup_lr,
-            "min_lr": self.min_lr,
-        }

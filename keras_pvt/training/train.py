@@ -18,16 +18,16 @@ from keras_pvt.config import PVTV2Config
 from keras_pvt.data import DATASET_NAME, Pipelines, make_pipelines
 from keras_pvt.model import PVT_V2
 from keras_pvt.presets import DEFAULT_DROP_PATH, canonical_variant, get_config
-from keras_pvt.training import multi_worker
-from keras_pvt.training.outputs import best_value, plot_history, read_history, write_json
+from keras_pvt.training import multi_worker, run_folder
+from keras_pvt.training.callbacks import EpochCheckpoint, StopOnNonFiniteLoss
+from keras_pvt.training.checks import run_arguments
+from keras_pvt.training.outputs import plot_history, read_history
 from keras_pvt.training.recipe import Recipe
+from keras_pvt.training.run_folder import BEST_MODEL, CURVES, HISTORY
 from keras_pvt.training.strategy import get_strategy, is_chief
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 MONITOR = "val_accuracy"
-BEST_MODEL = "best.keras"
-HISTORY = "history.csv"
-CURVES = "training_curves.png"
 
 
 @dataclasses.dataclass
@@ -65,6 +65,7 @@ def train(
     strategy: str | tf.distribute.Strategy = "auto",
     tpu: str | None = None,
     resume: bool = True,
+    overwrite: bool = False,
     data_dir: str | None = None,
     download: bool = True,
     augment: bool = True,
@@ -85,7 +86,8 @@ def train(
             offline "keras_pvt_shapes[/64px]" (default), or ready `Pipelines`.
         output: run folder: ``best.keras`` (best validation accuracy), ``history.csv``,
             ``training_curves.png``, ``run.json``, ``logs/`` (TensorBoard, if installed) and
-            ``backup/`` (resume state while a run is unfinished).
+            ``backup/`` (resume state while a run is unfinished). Every file is written beside
+            and renamed into place, so a killed run leaves no half-written file.
         weights: start from "imagenet", a checkpoint file the builders accept, or a ``.keras``
             model; the backbone is loaded and a new head sized for the dataset is initialised
             (the head is kept too when a ``.keras`` model has the same number of classes).
@@ -100,14 +102,18 @@ def train(
         strategy: "auto", "mirrored", "multi_worker" (``TF_CONFIG``), "tpu", or a strategy.
         resume: continue an interrupted run in `output` from its last finished epoch; False
             discards any backup and starts over.
+        overwrite: train again in an `output` that holds a finished run (refused otherwise, with
+            `ValueError`); only this package's files there are replaced.
         augment, shuffle, val_from_train, crop_scale, cache: see `keras_pvt.data.make_pipelines`
             (`val_from_train` selects the best epoch on 10% of ``train``, keeping ``test`` unseen).
         steps_per_epoch: cap on steps per epoch (default: one pass over the training set).
         callbacks: extra Keras callbacks (run after the built-in ones).
+
+    Out-of-range arguments raise `ValueError` before any work; a NaN/infinite loss stops the run
+    with `TrainingDivergedError`, keeping the epochs finished before it.
     """
     recipe = recipe or Recipe()
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}.")
+    run_arguments(epochs, batch_size, image_size, steps_per_epoch, drop_path_rate, crop_scale, seed)
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
     config, variant_key = _resolve_config(variant)
@@ -120,15 +126,14 @@ def train(
         raise ValueError(
             f"image_size {image_size} is too small for this PVT-v2: it needs at least {minimum}."
         )
+    run_folder.refuse_finished(output, overwrite)
 
     dist = strategy if isinstance(strategy, tf.distribute.Strategy) else get_strategy(strategy, tpu)
     chief = is_chief(dist)
     run_dir = output if chief else tempfile.mkdtemp(prefix="keras_pvt_worker_")
     os.makedirs(run_dir, exist_ok=True)
     backup_dir = os.path.join(output, "backup", *_worker_suffix(dist))
-    if not resume and os.path.exists(backup_dir):
-        shutil.rmtree(backup_dir)
-    resuming = os.path.exists(os.path.join(backup_dir, "training_metadata.json"))
+    state = run_folder.prepare(run_dir, backup_dir, resume=resume and not overwrite, check_best=chief)
 
     if seed is not None:
         keras.utils.set_random_seed(seed)  # before the pipelines: same data order every run
@@ -169,25 +174,9 @@ def train(
             )
             if isinstance(dist, tf.distribute.MultiWorkerMirroredStrategy):
                 multi_worker.prepare(model, train_ds.element_spec)
-        history_path = os.path.join(run_dir, HISTORY)
-        best_path = os.path.join(run_dir, BEST_MODEL)
-        previous_best = best_value(read_history(history_path), MONITOR) if resuming else None
-        run_callbacks = [
-            keras.callbacks.BackupAndRestore(backup_dir),
-            keras.callbacks.ModelCheckpoint(
-                best_path,
-                monitor=MONITOR,
-                mode="max",
-                save_best_only=True,
-                initial_value_threshold=previous_best,
-            ),
-            keras.callbacks.CSVLogger(history_path, append=resuming),
-            keras.callbacks.TerminateOnNaN(),
-            *_tensorboard(run_dir),
-            *callbacks,
-        ]
-        write_json(
-            os.path.join(run_dir, "run.json"),
+        checkpoint = EpochCheckpoint(run_dir, backup_dir, state, MONITOR)
+        run_folder.start(
+            run_dir,
             {
                 "variant": variant_key,
                 "config": config.replace(drop_path_rate=drop_path_rate).to_dict(),
@@ -209,8 +198,9 @@ def train(
                 train_ds,
                 validation_data=val_ds,
                 epochs=epochs,
+                initial_epoch=checkpoint.state.epochs_done,
                 steps_per_epoch=steps if steps_per_epoch else None,
-                callbacks=run_callbacks,
+                callbacks=[StopOnNonFiniteLoss(), checkpoint, *_tensorboard(run_dir), *callbacks],
                 shuffle=False,  # the pipeline shuffles
                 verbose=verbose,
             )
@@ -218,28 +208,48 @@ def train(
             raise _explain_data_error(error) from error
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
+    return _finish(checkpoint, model, dist, pipes.class_names, output, run_dir, backup_dir)
 
-    history = read_history(history_path)
+
+def _finish(
+    checkpoint: EpochCheckpoint,
+    model: keras.Model,
+    dist: tf.distribute.Strategy,
+    class_names: list[str],
+    output: str,
+    run_dir: str,
+    backup_dir: str,
+) -> TrainResult:
+    """Plot, load the best model, mark the run finished and delete its resume state."""
+    chief = run_dir == output
+    history = read_history(checkpoint.history_path)
     curves = plot_history(history, os.path.join(run_dir, CURVES)) if chief else None
     best_model = model
-    if os.path.exists(best_path):
+    if os.path.exists(checkpoint.best_path):
         with dist.scope(), warnings.catch_warnings():
             # mixed_float16: the saved loss-scale optimizer has extra variables; weights load fine
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-            best_model = keras.saving.load_model(best_path)
+            best_model = keras.saving.load_model(checkpoint.best_path)
+    state = checkpoint.state
+    best_epoch = None if state.best_epoch is None else state.best_epoch + 1
+    run_folder.finish(
+        run_dir,
+        backup_dir,
+        {"epochs_run": state.epochs_done, "best_epoch": best_epoch, f"best_{MONITOR}": state.best_value},
+    )
     if not chief:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.rmtree(run_dir, ignore_errors=True)  # the temporary folder made for this worker
     _remove_if_empty(os.path.join(output, "backup"))  # each worker removed its own sub-folder
     return TrainResult(
         model=best_model,
         history=history,
-        best_val_accuracy=best_value(history, MONITOR),
-        class_names=pipes.class_names,
+        best_val_accuracy=state.best_value,
+        class_names=class_names,
         output=output,
         best_model_path=os.path.join(output, BEST_MODEL),
         history_path=os.path.join(output, HISTORY),
         curves_path=curves,
-        epochs_run=len(history.get("epoch", [])),
+        epochs_run=state.epochs_done,
     )
 
 

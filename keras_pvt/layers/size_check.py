@@ -1,0 +1,63 @@
+"""`ImageSizeCheck`: the model's first layer, refusing images below the architecture's minimum size."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_pvt.input_checks import check_image_size, minimum_size_advice
+from keras_pvt.limits import check_arguments
+
+
+@keras.saving.register_keras_serializable(package="keras_pvt")
+class ImageSizeCheck(keras.layers.Layer):
+    """Identity on NHWC images that refuses a height or width below `min_size`.
+
+    Below `PVTV2Config.min_input_size()` a PVT-v2 silently returns garbage or NaN. Sizes known when
+    the model is built, called eagerly or traced raise `ValueError` then; sizes known only at run
+    time (TensorFlow graphs with None dims) fail the run with the same message, through one
+    TensorFlow assertion (`keras_pvt.tf_asserts`). XLA and TFLite drop that assertion: check the
+    size before calling such a compiled function (`compile_inference` does).
+    """
+
+    def __init__(self, min_size: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.min_size = check_arguments("ImageSizeCheck", locals()).min_size
+
+    def call(self, inputs: Any) -> Any:
+        height, width = ops.shape(inputs)[1:3]
+        static = [size if isinstance(size, int) else None for size in (height, width)]
+        check_image_size(*static, self.min_size)
+        if None not in static or keras.backend.backend() != "tensorflow":
+            return inputs
+        from keras_pvt import tf_asserts  # TensorFlow: only for sizes known at run time
+
+        message = "Images are too small: " + minimum_size_advice(self.min_size)
+        return tf_asserts.assert_min_image_size(inputs, self.min_size, message)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        check_image_size(input_shape[1], input_shape[2], self.min_size)
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "min_size": self.min_size}
+
+
+def model_min_image_size(model: keras.Model) -> int | None:
+    """The largest `min_size` of the `ImageSizeCheck` layers in `model` (nested models too), or None."""
+    sizes = []
+    for layer in model.layers:
+        if isinstance(layer, ImageSizeCheck):
+            sizes.append(layer.min_size)
+        elif isinstance(layer, keras.Model):
+            sizes.append(model_min_image_size(layer) or 0)
+    return max(sizes, default=0) or None
+
+
+def check_model_image_size(model: keras.Model, size: tuple[int, int] | None) -> None:
+    """ValueError (the model's own message) if a fixed (height, width) is below `model`'s minimum."""
+    minimum = model_min_image_size(model)
+    if size is not None and minimum is not None:
+        check_image_size(*size, minimum)
