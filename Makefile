@@ -23,8 +23,9 @@ test: $(STAMP)
 	$(PY) -m ruff format --check keras_pvt tests $(wildcard benchmarks)
 	$(PY) -m pytest -q -ra tests
 
-# The quick lane for iterating: everything but the tests marked `slow` (training to accuracy, distributed,
-# notebooks, the demo, kill tests). CI runs the full `make test`.
+# The quick lane for iterating (a few minutes on 2 cores): everything but the tests marked `slow`
+# (training, distributed, notebooks, the demo, kill tests, fresh processes, int8 calibration, anything
+# over a few seconds). CI runs the full `make test`.
 test-fast: $(STAMP)
 	$(PY) -m ruff check keras_pvt tests $(wildcard benchmarks)
 	$(PY) -m pytest -q -ra -m "not slow" tests
@@ -41,8 +42,9 @@ fixtures:
 	/tmp/pvt-peers/timm/bin/python tests/fixtures/make_channels_reference.py
 	/tmp/pvt-peers/timm/bin/python tests/fixtures/make_torch_pickles.py
 
+# `make bench BENCH_ARGS="--baseline HEAD"`: also time keras-pvt at a git revision, side by side.
 bench: $(STAMP)
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 PEERS = ("timm", "kecam")
+BASELINE_SUFFIX = "@base"  # label of a keras-pvt contestant run from `--baseline REV`
 
 
 def _cell(run: dict[str, Any], group: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -266,6 +267,59 @@ def bf16_section(run: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _speedup(after: dict[str, Any], before: dict[str, Any]) -> tuple[str, str]:
+    """Median-time ratio before / after (>1: the working tree is faster) and its range over rounds."""
+    if "median_s" not in after or "median_s" not in before:
+        return "n/a", "n/a"
+    pairs = zip(before["round_medians_s"], after["round_medians_s"])
+    per_round = [b / a for b, a in pairs]
+    spread = f"{min(per_round):.2f}-{max(per_round):.2f}" if per_round else "n/a"
+    return f"{before['median_s'] / after['median_s']:.3f}", spread
+
+
+def baseline_section(run: dict[str, Any]) -> list[str]:
+    baseline = run.get("baseline")
+    if not baseline:
+        return []
+    lines = [
+        f"## Before and after: working tree vs keras-pvt at {baseline['revision']} "
+        f"({baseline['commit'][:12]})",
+        "",
+        "Each pair ran next to each other in every round. Speed-up = baseline median time / working",
+        "tree median time (above 1: the working tree is faster); per round: the same ratio of round",
+        "medians, whose range shows the noise.",
+        "",
+        "| group | params | contestant | working tree ms | baseline ms | speed-up | per round |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for group, result in run["results"].items():
+        for key, row in (result.get("cells", {}) if isinstance(result, dict) else {}).items():
+            for label, after in row.items():
+                before = row.get(label + BASELINE_SUFFIX)
+                if label.endswith(BASELINE_SUFFIX) or before is None:
+                    continue
+                ratio, spread = _speedup(after, before)
+                lines.append(
+                    f"| {group} | {key} | {label} | {_ms(after)} | {_ms(before)} | {ratio} | {spread} |"
+                )
+    lines += _baseline_memory(run)
+    return [*lines, ""]
+
+
+def _baseline_memory(run: dict[str, Any]) -> list[str]:
+    memory = run["results"].get("memory_b0", {})
+    lines = []
+    for label, workers in memory.items():
+        twin = label + BASELINE_SUFFIX
+        after, before = workers.get(label, {}), memory.get(twin, {}).get(twin, {})
+        if "peak_rss_mb" in after and "peak_rss_mb" in before:
+            lines.append(f"| {label} | {after['peak_rss_mb']:.0f} | {before['peak_rss_mb']:.0f} |")
+    if not lines:
+        return []
+    header = "| b0 batch 16, fresh process | working tree peak RSS MiB | baseline peak RSS MiB |"
+    return ["", header, "|---|---|---|", *lines]
+
+
 def machine_lines(run: dict[str, Any]) -> list[str]:
     m = run["machine"]
     versions: dict[str, str] = {}
@@ -275,6 +329,7 @@ def machine_lines(run: dict[str, Any]) -> list[str]:
     for workers in run["results"].get("memory_b0", {}).values():
         for info in workers.values():
             versions.update(info.get("versions", {}))
+    versions.pop("keras_pvt_source", None)  # the baseline's folder: named in its own section
     return [
         f"Machine: {m['cpu_model']}, {m['usable_cpus']} usable of {m['logical_cpus']} logical CPUs, "
         f"{m['memory_gib']} GiB, AMX-BF16: {m['amx_bf16']}; {m['os']}; Python {m['python']}.",
@@ -297,6 +352,7 @@ def write_reports(run: dict[str, Any], output: Path) -> list[Path]:
         + tflite_section(run, targets)
         + memory_section(run, targets)
         + bf16_section(run)
+        + baseline_section(run)
     )
     scaling, plot = scaling_section(run, output)
     table = [

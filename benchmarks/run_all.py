@@ -1,23 +1,35 @@
 """Side-by-side benchmarks of keras-pvt against timm and keras-cv-attention-models (`make bench`).
 
     python benchmarks/run_all.py [--quick] [--only infer,train,tflite,memory,scaling,bf16]
-                                 [--peers /tmp/pvt-peers] [--output benchmarks/results]
+                                 [--baseline REV] [--peers /tmp/pvt-peers] [--output benchmarks/results]
 
 Every implementation runs in its own process and virtual environment (the peers come from
 `../shared/peers/setup.sh`; missing peers are skipped). Contestants alternate run by run and the
 reports give medians, min-max and ratios: see `benchmarks/results/bench.md` (also .json, .png).
 Timings on a shared machine drift; the load average before and after is recorded with the results.
+
+`--baseline REV` adds keras-pvt at git revision REV (unpacked with `git archive` into a temporary
+folder, run with the same interpreter) as a twin of every keras-pvt contestant, labelled `@base`
+and run next to it in every round; the report's "Before and after" table gives the ratios.
+
+Measured figures live in `benchmarks/results/` (the reports, and `NOTES.md` for what limits them),
+never in docstrings or comments, here or in the package.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +39,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the report imports keras_p
 
 from machine import machine_info  # noqa: E402
 from orchestrate import Contestant, compare, interpreters  # noqa: E402
-from report import write_reports  # noqa: E402
+from report import BASELINE_SUFFIX, write_reports  # noqa: E402
 
 GROUPS = ("infer", "train", "tflite", "memory", "scaling", "bf16")
+REPO = HERE.parent
 
 
 def infer_contestants(variant: str) -> list[Contestant]:
@@ -44,76 +57,165 @@ def infer_contestants(variant: str) -> list[Contestant]:
     ]
 
 
-def run_groups(args: argparse.Namespace, pythons: dict[str, Path], cache: Path) -> dict[str, Any]:
-    quick, logs = args.quick, args.output / "logs"
-    rounds = 2 if quick else args.rounds
+def with_baseline(contestants: list[Contestant], source: Path | None) -> list[Contestant]:
+    """`contestants`, each keras-pvt one followed by its twin importing keras_pvt from `source`."""
+    out = []
+    for contestant in contestants:
+        out.append(contestant)
+        if source is not None and contestant.impl == "keras_pvt":
+            task = {**contestant.task, "source": str(source)}
+            out.append(Contestant(contestant.label + BASELINE_SUFFIX, "keras_pvt", task))
+    return out
+
+
+def resolve_revision(revision: str) -> str:
+    """The full commit hash of `revision` in this repository; ValueError if git does not know it."""
+    done = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise ValueError(f"--baseline {revision!r} is not a commit of {REPO}")
+    return done.stdout.strip()
+
+
+@contextlib.contextmanager
+def baseline_tree(commit: str) -> Iterator[Path]:
+    """A temporary folder holding `keras_pvt/` as of `commit` (the repository is only read)."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", commit, "keras_pvt"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tempfile.TemporaryDirectory(prefix="pvt-baseline-") as folder:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(folder, filter="data")
+        yield Path(folder)
+
+
+@dataclass
+class Bench:
+    """What every group needs: the arguments, the interpreters, the TFLite cache, the baseline tree."""
+
+    args: argparse.Namespace
+    pythons: dict[str, Path]
+    cache: Path
+    source: Path | None  # keras_pvt at --baseline REV, or None
+
+    @property
+    def quick(self) -> bool:
+        return self.args.quick
+
+    @property
+    def rounds(self) -> int:
+        return 2 if self.args.quick else self.args.rounds
+
+    @property
+    def logs(self) -> Path:
+        return self.args.output / "logs"
+
+    def compare(self, contestants: list[Contestant], params: list[dict[str, Any]], rounds: int, iters: Any):
+        """`orchestrate.compare` with the baseline twins added."""
+        everyone = with_baseline(contestants, self.source)
+        return compare(everyone, params, rounds, iters, self.pythons, self.logs)
+
+
+def bench_infer(bench: Bench, results: dict[str, Any]) -> None:
+    for variant in ("b0", "b2"):
+        print(f"inference {variant}", flush=True)
+        params = [{"batch": 1, "size": 224}, {"batch": 16, "size": 224}]
+        iters = {
+            json.dumps(params[0], sort_keys=True): 2 if bench.quick else 8,
+            json.dumps(params[1], sort_keys=True): 1 if bench.quick else 2,
+        }
+        results[f"infer_{variant}"] = bench.compare(infer_contestants(variant), params, bench.rounds, iters)
+
+
+def bench_train(bench: Bench, results: dict[str, Any]) -> None:
+    print("training step b0", flush=True)
+    task = {"task": "train", "variant": "b0"}
+    contestants = [Contestant(i, i, task) for i in ("keras_pvt", "timm", "kecam")]
+    params = [{"batch": bench.args.train_batch, "size": 224}]
+    results["train_b0"] = bench.compare(contestants, params, bench.rounds, 1 if bench.quick else 2)
+
+
+def bench_tflite(bench: Bench, results: dict[str, Any]) -> None:
+    print("TFLite b0 (batch 1)", flush=True)
+    contestants = [
+        Contestant(
+            f"{impl}_{quant}",
+            impl,
+            {"task": "tflite", "variant": "b0", "quant": quant, "cache": str(bench.cache)},
+        )
+        for quant in ("float32", "int8")
+        for impl in ("keras_pvt", "kecam")
+    ]
+    params = [{"threads": 1}, {"threads": 2}]
+    results["tflite_b0"] = bench.compare(contestants, params, bench.rounds, 3 if bench.quick else 10)
+
+
+def bench_memory(bench: Bench, results: dict[str, Any]) -> None:
+    print("peak memory, b0 inference at batch 16 (one fresh process each)", flush=True)
+    memory: dict[str, Any] = {}
+    for contestant in with_baseline(infer_contestants("b0"), bench.source):
+        memory[contestant.label] = compare(
+            [contestant], [{"batch": 16, "size": 224}], 1, 2, bench.pythons, bench.logs
+        )["workers"]
+    results["memory_b0"] = memory
+
+
+def bench_scaling(bench: Bench, results: dict[str, Any]) -> None:
+    print("resolution scaling, b2 vs b2_li (batch 1)", flush=True)
+    sizes = [224, 320] if bench.quick else [224, 384, 512, 768, 1024]
+    contestants = [
+        Contestant(f"keras_pvt_{v}", "keras_pvt", {"task": "infer", "variant": v, "mode": "compiled"})
+        for v in ("b2", "b2_li")
+    ]
+    params = [{"batch": 1, "size": s} for s in sizes]
+    iters = {json.dumps(p, sort_keys=True): (1 if bench.quick or p["size"] >= 768 else 3) for p in params}
+    results["scaling"] = bench.compare(contestants, params, 2 if bench.quick else 3, iters)
+    results["scaling"]["sizes"] = sizes
+
+
+def bench_bf16(bench: Bench, results: dict[str, Any]) -> None:
+    print("bfloat16 accuracy cost (random weights)", flush=True)
+    command = [sys.executable, str(HERE / "bf16_accuracy.py"), "--images", "8" if bench.quick else "16"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = done.stdout.strip().splitlines()
+    results["bf16_accuracy"] = (
+        json.loads(lines[-1]) if done.returncode == 0 and lines else {"error": done.stderr[-2000:]}
+    )
+
+
+GROUP_RUNNERS = {
+    "infer": bench_infer,
+    "train": bench_train,
+    "tflite": bench_tflite,
+    "memory": bench_memory,
+    "scaling": bench_scaling,
+    "bf16": bench_bf16,
+}
+
+
+def run_groups(bench: Bench) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    if "infer" in args.only:
-        for variant in ("b0", "b2"):
-            print(f"inference {variant}", flush=True)
-            params = [{"batch": 1, "size": 224}, {"batch": 16, "size": 224}]
-            iters = {
-                json.dumps(params[0], sort_keys=True): 2 if quick else 8,
-                json.dumps(params[1], sort_keys=True): 1 if quick else 2,
-            }
-            results[f"infer_{variant}"] = compare(
-                infer_contestants(variant), params, rounds, iters, pythons, logs
-            )
-    if "train" in args.only:
-        print("training step b0", flush=True)
-        task = {"task": "train", "variant": "b0"}
-        contestants = [Contestant(i, i, task) for i in ("keras_pvt", "timm", "kecam")]
-        results["train_b0"] = compare(
-            contestants, [{"batch": args.train_batch, "size": 224}], rounds, 1 if quick else 2, pythons, logs
-        )
-    if "tflite" in args.only:
-        print("TFLite b0 (batch 1)", flush=True)
-        contestants = [
-            Contestant(
-                f"{impl}_{quant}",
-                impl,
-                {"task": "tflite", "variant": "b0", "quant": quant, "cache": str(cache)},
-            )
-            for quant in ("float32", "int8")
-            for impl in ("keras_pvt", "kecam")
-        ]
-        results["tflite_b0"] = compare(
-            contestants, [{"threads": 1}, {"threads": 2}], rounds, 3 if quick else 10, pythons, logs
-        )
-    if "memory" in args.only:
-        print("peak memory, b0 inference at batch 16 (one fresh process each)", flush=True)
-        memory: dict[str, Any] = {}
-        for contestant in infer_contestants("b0"):
-            memory[contestant.label] = compare(
-                [contestant], [{"batch": 16, "size": 224}], 1, 2, pythons, logs
-            )["workers"]
-        results["memory_b0"] = memory
-    if "scaling" in args.only:
-        print("resolution scaling, b2 vs b2_li (batch 1)", flush=True)
-        sizes = [224, 320] if quick else [224, 384, 512, 768, 1024]
-        contestants = [
-            Contestant(f"keras_pvt_{v}", "keras_pvt", {"task": "infer", "variant": v, "mode": "compiled"})
-            for v in ("b2", "b2_li")
-        ]
-        params = [{"batch": 1, "size": s} for s in sizes]
-        iters = {json.dumps(p, sort_keys=True): (1 if quick or p["size"] >= 768 else 3) for p in params}
-        results["scaling"] = compare(contestants, params, 2 if quick else 3, iters, pythons, logs)
-        results["scaling"]["sizes"] = sizes
-    if "bf16" in args.only:
-        print("bfloat16 accuracy cost (random weights)", flush=True)
-        command = [sys.executable, str(HERE / "bf16_accuracy.py"), "--images", "8" if quick else "16"]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        lines = done.stdout.strip().splitlines()
-        results["bf16_accuracy"] = (
-            json.loads(lines[-1]) if done.returncode == 0 and lines else {"error": done.stderr[-2000:]}
-        )
+    for group in GROUPS:
+        if group in bench.args.only:
+            GROUP_RUNNERS[group](bench, results)
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short smoke run (noisy numbers)")
     parser.add_argument("--only", default=",".join(GROUPS), help=f"comma list of {GROUPS}")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also time keras-pvt at this git revision (e.g. HEAD), side by side with the working tree",
+    )
     parser.add_argument("--peers", type=Path, default=Path(os.environ.get("PVT_PEERS", "/tmp/pvt-peers")))
     parser.add_argument("--output", type=Path, default=HERE / "results")
     parser.add_argument("--rounds", type=int, default=7, help="alternation rounds per measurement")
@@ -123,6 +225,16 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.only) - set(GROUPS))
     if unknown:
         parser.error(f"unknown group(s) {unknown}; choose from {GROUPS}")
+    if args.baseline:
+        try:
+            args.baseline_commit = resolve_revision(args.baseline)
+        except ValueError as error:
+            parser.error(str(error))
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     pythons = interpreters(args.peers)
     missing = sorted({"timm", "kecam"} - set(pythons))
     if missing:
@@ -139,8 +251,12 @@ def main(argv: list[str] | None = None) -> int:
         "groups": args.only,
         "interpreters": {k: str(v) for k, v in pythons.items()},
     }
-    with tempfile.TemporaryDirectory(prefix="pvt-bench-") as cache:
-        run["results"] = run_groups(args, pythons, Path(cache))
+    if args.baseline:
+        run["baseline"] = {"revision": args.baseline, "commit": args.baseline_commit}
+    with contextlib.ExitStack() as stack:
+        cache = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pvt-bench-")))
+        source = stack.enter_context(baseline_tree(args.baseline_commit)) if args.baseline else None
+        run["results"] = run_groups(Bench(args, pythons, cache, source))
     run["load_average_after"] = os.getloadavg()
     run["duration_s"] = time.time() - started
     paths = write_reports(run, args.output)

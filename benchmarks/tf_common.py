@@ -1,52 +1,82 @@
-"""TensorFlow helpers shared by the keras-pvt and keras-cv-attention-models workers."""
+"""TensorFlow helpers shared by the keras-pvt and keras-cv-attention-models workers.
+
+keras-pvt is converted by the product's own `keras_pvt.export.convert_to_tflite` (what users get);
+kecam, a tf-keras model, by the plain TensorFlow route below. Both are fixed-shape (batch 1, 224)
+and calibrated for int8 on the same random images.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 TFLITE_SIZE = 224
+CALIBRATION_IMAGES = 8
 
 
-def convert_tflite(model: Any, quant: str, rng: Any) -> bytes:
-    """Fixed-shape (1, 224, 224, 3) TFLite flatbuffer, builtin ops only."""
-    import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2,
-    )
+def calibration_images(rng: Any) -> Any:
+    """Standard-normal stand-ins for preprocessed photos, (8, 224, 224, 3) float32."""
+    return rng.normal(size=(CALIBRATION_IMAGES, TFLITE_SIZE, TFLITE_SIZE, 3)).astype("float32")
 
-    spec = tf.TensorSpec((1, TFLITE_SIZE, TFLITE_SIZE, 3), tf.float32)
-    function = tf.function(lambda images: model(images, training=False))
-    # Weights frozen into constants: the int8 calibrator cannot read resource variables.
-    frozen = convert_variables_to_constants_v2(function.get_concrete_function(spec))
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if quant == "int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: (
-            [rng.normal(size=(1, TFLITE_SIZE, TFLITE_SIZE, 3)).astype("float32")] for _ in range(8)
+
+def keras_pvt_tflite(model: Any, quant: str, rng: Any) -> Callable[[Path], None]:
+    """Writes `model` as TFLite with `keras_pvt.export.convert_to_tflite`, unverified."""
+    from keras_pvt.export import convert_to_tflite
+
+    def write(path: Path) -> None:
+        convert_to_tflite(
+            model,
+            path,
+            quantize="none" if quant == "float32" else quant,
+            representative_data=calibration_images(rng) if quant == "int8" else None,
+            num_calibration=CALIBRATION_IMAGES,
+            image_size=TFLITE_SIZE,
+            batch_size=1,
+            verify=False,
         )
-        converter.target_spec.supported_ops = [
-            tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-            tf.lite.OpsSet.TFLITE_BUILTINS,
-        ]
-    return converter.convert()
+
+    return write
 
 
-def cached_tflite(path: Path, build_model: Any, quant: str, rng: Any) -> Path:
-    """`path`, converting `build_model()` to TFLite there first if no earlier run left it."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(convert_tflite(build_model(), quant, rng))
-    return path
+def plain_tflite(model: Any, quant: str, rng: Any) -> Callable[[Path], None]:
+    """Writes a tf-keras `model` as TFLite, builtin ops only, weights frozen into constants."""
+
+    def write(path: Path) -> None:
+        import tensorflow as tf
+        from tensorflow.python.framework.convert_to_constants import (
+            convert_variables_to_constants_v2,
+        )
+
+        spec = tf.TensorSpec((1, TFLITE_SIZE, TFLITE_SIZE, 3), tf.float32)
+        function = tf.function(lambda images: model(images, training=False))
+        # Weights frozen into constants: the int8 calibrator cannot read resource variables.
+        frozen = convert_variables_to_constants_v2(function.get_concrete_function(spec))
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quant == "int8":
+            images = calibration_images(rng)
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: ([image[None]] for image in images)
+            converter.target_spec.supported_ops = [
+                tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                tf.lite.OpsSet.TFLITE_BUILTINS,
+            ]
+        path.write_bytes(converter.convert())
+
+    return write
 
 
-def tflite_task(task: dict[str, Any], prefix: str, build_model: Any, rng: Any, versions: dict[str, str]):
-    """The `prepare` of a "tflite" task: converts `build_model()` once (cached), then times LiteRT."""
+def tflite_task(
+    task: dict[str, Any], prefix: str, write: Callable[[Path], None], rng: Any, versions: dict[str, str]
+):
+    """The `prepare` of a "tflite" task: `write(path)` once (cached by path), then times LiteRT."""
     from ai_edge_litert.interpreter import Interpreter
 
-    cache = Path(task["cache"]) / f"{prefix}_{task['variant']}_{task['quant']}.tflite"
-    path = cached_tflite(cache, build_model, task["quant"], rng)
+    path = Path(task["cache"]) / f"{prefix}_{task['variant']}_{task['quant']}.tflite"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(path)
     versions["ai_edge_litert"] = version("ai-edge-litert")
     return lambda params: tflite_step(Interpreter, path, params["threads"], rng)
 

@@ -2,13 +2,14 @@
 
     python benchmarks/tflite_headroom.py [--rounds 5] [--invokes 40] [--out benchmarks/results]
 
-A diagnostic, not a model anyone should ship. It converts B0 (batch 1, 224, builtin ops) several
-times: once as it is, and once with each group of non-matmul ops replaced by the identity while
-tracing (LayerNorm, exact GELU, the MLP's depthwise conv, the attention softmax, and all four at
-once). The converter then drops those ops, so each variant's latency is what the model would cost
-if that group cost nothing. Whatever a reformulation of these ops could save is bounded by the gap.
-Variants alternate within each round, so drift on the machine cancels; writes
-`tflite_headroom.json` and `tflite_headroom.md` (medians, min-max, ratio to the unchanged model).
+A diagnostic, not a model anyone should ship. It converts B0 (batch 1, 224, builtin ops, with
+`keras_pvt.export.convert_to_tflite`) several times: once as it is, and once with each group of
+non-matmul ops replaced by the identity while tracing (LayerNorm, exact GELU, the MLP's depthwise
+conv, the attention softmax, and all four at once). The converter then drops those ops, so each
+variant's latency is what the model would cost if that group cost nothing. Whatever a
+reformulation of these ops could save is bounded by the gap. Variants alternate within each round,
+so drift on the machine cancels; writes `tflite_headroom.json` and `tflite_headroom.md` (medians,
+min-max, ratio to the unchanged model).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,7 +31,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from machine import machine_info  # noqa: E402
-from tf_common import convert_tflite  # noqa: E402
+from tf_common import keras_pvt_tflite  # noqa: E402
 
 THREADS = (1, 2)
 
@@ -53,13 +55,14 @@ def ablations() -> dict[str, Callable[[], contextlib.AbstractContextManager]]:
     """Name -> context in which that op group traces as the identity."""
     import keras
 
-    from keras_pvt.layers import attention, norm, training_kernels
+    from keras_pvt.kernels import plain
+    from keras_pvt.layers import norm
 
     groups = {
         "LayerNorm": lambda: replaced(norm.LayerNorm, "call", lambda self, x, training=None: x),
-        "GELU": lambda: replaced(training_kernels, "gelu", identity),
+        "GELU": lambda: replaced(plain, "exact_gelu", identity),
         "depthwise conv": lambda: replaced(keras.layers.DepthwiseConv2D, "call", lambda self, x: x),
-        "softmax": lambda: replaced(attention.ops, "softmax", identity),
+        "softmax": lambda: replaced(plain.ops, "softmax", identity),
     }
 
     def all_four() -> contextlib.ExitStack:
@@ -95,9 +98,12 @@ def main() -> int:
     rng = np.random.default_rng(0)
     model = PVT_V2("b0")
     flatbuffers = {}
-    for name, context in ablations().items():
-        with context():
-            flatbuffers[name] = convert_tflite(model, "float32", rng)
+    with tempfile.TemporaryDirectory(prefix="pvt-headroom-") as folder:
+        for index, (name, context) in enumerate(ablations().items()):
+            path = Path(folder) / f"variant{index}.tflite"
+            with context():
+                keras_pvt_tflite(model, "float32", rng)(path)
+            flatbuffers[name] = path.read_bytes()
 
     samples: dict[int, dict[str, list[float]]] = {t: {name: [] for name in flatbuffers} for t in THREADS}
     interpreters = {}

@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import worker_protocol  # noqa: E402
-from tf_common import tflite_task, version  # noqa: E402
+from tf_common import plain_tflite, tflite_task, version  # noqa: E402
 
 BUILDERS = {"b0": "PVT_V2B0", "b1": "PVT_V2B1", "b2": "PVT_V2B2", "b2_li": "PVT_V2B2_linear"}
 
@@ -67,7 +67,7 @@ def main() -> None:
             return lambda: model.train_on_batch(images, labels)
 
     elif kind == "tflite":
-        prepare = tflite_task(task, "kecam", lambda: build(224), rng, versions)
+        prepare = tflite_task(task, "kecam", plain_tflite(build(224), task["quant"], rng), rng, versions)
 
     else:
         raise ValueError(f"unknown task {kind!r}")

@@ -6,7 +6,10 @@ Task keys: "task" ("infer", "train", "tflite"), "variant", and
          "xla": its two strategies forced, "tf_function": a plain `tf.function` of the model);
          run params "batch", "size";
   train: run params "batch", "size" (AdamW step via `train_on_batch`, drop path 0.1);
-  tflite: "quant" ("float32" or "int8"), "cache" (folder for the .tflite file); run param "threads".
+  tflite: "quant" ("float32" or "int8"), "cache" (folder for the .tflite file); run param "threads";
+         converted by `keras_pvt.export.convert_to_tflite` (fixed shape, batch 1, unverified).
+Optional "source": the folder keras_pvt is imported from (default: this checkout), so that
+`run_all.py --baseline REV` can time an earlier revision with the same worker.
 """
 
 from __future__ import annotations
@@ -18,24 +21,29 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent)]
+sys.path.insert(0, str(HERE))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import worker_protocol  # noqa: E402
-from tf_common import tflite_task  # noqa: E402
+from tf_common import keras_pvt_tflite, tflite_task  # noqa: E402
 
 
 def main() -> None:
     task = json.loads(sys.argv[1])
+    source = Path(task.get("source", HERE.parent)).resolve()
+    sys.path.insert(0, str(source))
     import keras
     import numpy as np
     import tensorflow as tf
 
     import keras_pvt
-    from keras_pvt import PVT_V2
+    from keras_pvt import PVT_V2, compile_inference
 
+    if not Path(keras_pvt.__file__).resolve().is_relative_to(source):
+        raise RuntimeError(f"keras_pvt came from {keras_pvt.__file__}, not from {source}")
     versions = {
         "keras_pvt": keras_pvt.__version__,
+        "keras_pvt_source": str(source),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "numpy": np.__version__,
@@ -44,8 +52,6 @@ def main() -> None:
     kind, variant = task["task"], task["variant"]
 
     if kind == "infer":
-        from keras_pvt.inference import compile_inference
-
         model = PVT_V2(variant)
         if task["mode"] == "compiled":
             predict = compile_inference(model)
@@ -78,7 +84,9 @@ def main() -> None:
             return lambda: model.train_on_batch(images, labels)
 
     elif kind == "tflite":
-        prepare = tflite_task(task, "keras_pvt", lambda: PVT_V2(variant), rng, versions)
+        write = keras_pvt_tflite(PVT_V2(variant), task["quant"], rng)
+        prefix = "keras_pvt_baseline" if "source" in task else "keras_pvt"
+        prepare = tflite_task(task, prefix, write, rng, versions)
 
     else:
         raise ValueError(f"unknown task {kind!r}")

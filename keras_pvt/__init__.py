@@ -1,7 +1,7 @@
 """keras-pvt: PVT-v2 (Pyramid Vision Transformer v2) for Keras 3."""
 
 from keras_pvt import layers, schedules  # registers every serializable object a model can hold
-from keras_pvt.checkpoints import from_checkpoint
+from keras_pvt.checkpoint_model import from_checkpoint
 from keras_pvt.config import PVTV2Config
 from keras_pvt.imagenet import decode_predictions, preprocess_input
 from keras_pvt.inference import compile_inference

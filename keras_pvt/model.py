@@ -11,11 +11,11 @@ from keras_pvt.config import PVTV2Config
 from keras_pvt.input_checks import check_image_size
 from keras_pvt.layers import ImageSizeCheck, PVTStage
 from keras_pvt.presets import canonical_variant, get_config
+from keras_pvt.weights import check_weights, load_weights
 
 FIRST_STRIDE = 4
 LATER_PATCH_SIZE = 3
 LATER_STRIDE = 2
-IMAGENET_CLASSES = 1000
 
 
 def PVT_V2(
@@ -55,33 +55,53 @@ def PVT_V2(
 
     The model expects images normalised with `keras_pvt.preprocess_input` (ImageNet mean/std).
     """
-    variant = None
+    variant, config = _resolve_config(config)
+    config = _with_overrides(config, classes, drop_path_rate, head=include_top and not features_only)
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(f"`pooling` must be None, 'avg' or 'max', got {pooling!r}.")
+    check_weights(weights, config, variant)  # before building: a bad `weights` fails fast
+
+    inputs = _model_input(config, input_tensor, input_shape)
+    if inputs.shape[-1] != config.in_channels:  # the input decides, as in keras.applications
+        config = config.replace(in_channels=int(inputs.shape[-1]))
+    features = _stages(config, inputs)
+    if features_only:
+        outputs: Any = features
+    else:
+        outputs = _top(config, features["stage4"], pooling, classifier_activation)
+    default_name = f"pvt_v2_{variant}" if variant else "pvt_v2"
+    model = keras.Model(_source_inputs(input_tensor, inputs), outputs, name=name or default_name)
+    if weights is not None:
+        load_weights(model, weights, config=config, variant=variant)
+    return model
+
+
+def _resolve_config(config: PVTV2Config | Mapping[str, Any] | str) -> tuple[str | None, PVTV2Config]:
+    """The preset name (None for a custom config) and the config."""
     if isinstance(config, str):
-        variant = canonical_variant(config)
-        config = get_config(config)
-    elif isinstance(config, Mapping):
-        config = PVTV2Config.from_dict(config)
-    elif not isinstance(config, PVTV2Config):
+        return canonical_variant(config), get_config(config)
+    if isinstance(config, Mapping):
+        return None, PVTV2Config.from_dict(config)
+    if not isinstance(config, PVTV2Config):
         raise TypeError(f"`config` must be a PVTV2Config, a dict or a preset name, got {config!r}.")
+    return None, config
+
+
+def _with_overrides(
+    config: PVTV2Config, classes: int | None, drop_path_rate: float | None, *, head: bool
+) -> PVTV2Config:
     changes: dict[str, Any] = {}
     if classes is not None:
         changes["num_classes"] = classes
     if drop_path_rate is not None:
         changes["drop_path_rate"] = drop_path_rate
-    if not include_top or features_only:
+    if not head:
         changes["num_classes"] = 0
-    config = config.replace(**changes) if changes else config
-    if pooling not in (None, "avg", "max"):
-        raise ValueError(f"`pooling` must be None, 'avg' or 'max', got {pooling!r}.")
-    if weights == "imagenet" and config.num_classes not in (0, IMAGENET_CLASSES):
-        raise ValueError(
-            f"weights='imagenet' with include_top=True needs classes={IMAGENET_CLASSES}, got "
-            f"classes={config.num_classes}. Use include_top=False (and add your own head), or weights=None."
-        )
+    return config.replace(**changes) if changes else config
 
-    inputs = _model_input(config, input_tensor, input_shape)
-    if inputs.shape[-1] != config.in_channels:  # the input decides, as in keras.applications
-        config = config.replace(in_channels=int(inputs.shape[-1]))
+
+def _stages(config: PVTV2Config, inputs: Any) -> dict[str, Any]:
+    """The size check and the four stages; each stage's (normed) map by name."""
     x = ImageSizeCheck(config.min_input_size(), name="image_size_check")(inputs)
     features = {}
     for i, rate_slice in enumerate(_split_rates(config)):
@@ -102,10 +122,12 @@ def PVT_V2(
             name=f"stage{i + 1}",
         )(x)
         features[f"stage{i + 1}"] = x
+    return features
 
-    if features_only:
-        outputs: Any = features
-    elif config.num_classes:
+
+def _top(config: PVTV2Config, x: Any, pooling: str | None, classifier_activation: str | None) -> Any:
+    """The classifier (mean over tokens, dropout, Dense, activation in float32), or the pooling."""
+    if config.num_classes:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
         x = keras.layers.Dropout(config.drop_rate, name="head_drop")(x)
         x = keras.layers.Dense(
@@ -113,22 +135,21 @@ def PVT_V2(
             kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
             name="head",
         )(x)
-        outputs = keras.layers.Activation(classifier_activation, dtype="float32", name="predictions")(x)
-    elif pooling == "avg":
-        outputs = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    elif pooling == "max":
-        outputs = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
-    else:
-        outputs = x
+        return keras.layers.Activation(classifier_activation, dtype="float32", name="predictions")(x)
+    if pooling == "avg":
+        return keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if pooling == "max":
+        return keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+    return x
 
-    model_inputs = keras.utils.get_source_inputs(input_tensor) if input_tensor is not None else inputs
-    default_name = f"pvt_v2_{variant}" if variant else "pvt_v2"
-    model = keras.Model(model_inputs, outputs, name=name or default_name)
-    if weights is not None:
-        from keras_pvt.weights import load_weights
 
-        load_weights(model, weights, config=config, variant=variant)
-    return model
+def _source_inputs(input_tensor: Any, inputs: Any) -> Any:
+    """The model's inputs: `input_tensor`'s source input when one was given (as
+    keras.applications: a single input as the tensor itself, not a one-element list)."""
+    if input_tensor is None:
+        return inputs
+    sources = keras.utils.get_source_inputs(input_tensor)
+    return sources[0] if len(sources) == 1 else sources
 
 
 def _split_rates(config: PVTV2Config) -> list[list[float]]:

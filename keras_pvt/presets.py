@@ -1,8 +1,36 @@
-"""Named PVT-v2 presets: the official architectures of the paper (b0-b5 and b2-Li)."""
+"""The PVT-v2 variants of the paper (b0-b5 and b2-Li): one record each, with everything known about it.
+
+A `Variant` holds the architecture (`config`), the stochastic depth of the official ImageNet
+training recipe (`drop_path_rate`) and where its public ImageNet-1k checkpoint lives (`imagenet`).
+`PRESETS` is the name -> config view of the same table.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+
 from keras_pvt.config import PVTV2Config
+
+_HUB = "https://huggingface.co/timm/pvt_v2_{}.in1k/resolve/main/model.safetensors"
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainedCheckpoint:
+    """A downloadable checkpoint: URL, sha256 of the file (None when not yet pinned), cache name."""
+
+    url: str
+    sha256: str | None
+    fname: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One named PVT-v2: its architecture, training default and public ImageNet-1k weights."""
+
+    config: PVTV2Config
+    drop_path_rate: float
+    imagenet: PretrainedCheckpoint
+
 
 _NARROW = {"embed_dims": (32, 64, 160, 256)}
 _WIDE = {"embed_dims": (64, 128, 320, 512)}
@@ -13,28 +41,58 @@ _COMMON = {
     "qkv_bias": True,
 }
 
-PRESETS: dict[str, PVTV2Config] = {
-    "b0": PVTV2Config(**_COMMON, **_NARROW, depths=(2, 2, 2, 2)),
-    "b1": PVTV2Config(**_COMMON, **_WIDE, depths=(2, 2, 2, 2)),
-    "b2": PVTV2Config(**_COMMON, **_WIDE, depths=(3, 4, 6, 3)),
-    "b2_li": PVTV2Config(**_COMMON, **_WIDE, depths=(3, 4, 6, 3), linear=True),
-    "b3": PVTV2Config(**_COMMON, **_WIDE, depths=(3, 4, 18, 3)),
-    "b4": PVTV2Config(**_COMMON, **_WIDE, depths=(3, 8, 27, 3)),
-    "b5": PVTV2Config(**{**_COMMON, "mlp_ratios": (4, 4, 4, 4)}, **_WIDE, depths=(3, 6, 40, 3)),
+
+def _variant(name: str, config: PVTV2Config, drop_path_rate: float, sha256: str | None) -> Variant:
+    """A variant whose ImageNet weights are timm's safetensors release on the Hugging Face Hub."""
+    hub = PretrainedCheckpoint(_HUB.format(name), sha256, f"pvt_v2_{name}.in1k.safetensors")
+    return Variant(config, drop_path_rate, hub)
+
+
+# sha256 values are the Git LFS object ids the Hub publishes for these files. b3, b4 and b2_li are
+# not pinned yet: their download is accepted with a warning that prints the hash to check.
+VARIANTS: dict[str, Variant] = {
+    "b0": _variant(
+        "b0",
+        PVTV2Config(**_COMMON, **_NARROW, depths=(2, 2, 2, 2)),
+        0.1,
+        "d0927f8c963fa7ae1ca6cd459449a076a954c561245ca6025103fceffd2df34c",
+    ),
+    "b1": _variant(
+        "b1",
+        PVTV2Config(**_COMMON, **_WIDE, depths=(2, 2, 2, 2)),
+        0.1,
+        "0cb38d3df58e50bb591e99ded2a1a2a02bc807415e9bed4d4076428239112caa",
+    ),
+    "b2": _variant(
+        "b2",
+        PVTV2Config(**_COMMON, **_WIDE, depths=(3, 4, 6, 3)),
+        0.1,
+        "0bff520d64b91bdbb35f2b5bff2b62d35a9d9c6d6a5056e683f1e7ce556d0e5e",
+    ),
+    "b2_li": _variant("b2_li", PVTV2Config(**_COMMON, **_WIDE, depths=(3, 4, 6, 3), linear=True), 0.1, None),
+    "b3": _variant("b3", PVTV2Config(**_COMMON, **_WIDE, depths=(3, 4, 18, 3)), 0.3, None),
+    "b4": _variant("b4", PVTV2Config(**_COMMON, **_WIDE, depths=(3, 8, 27, 3)), 0.3, None),
+    "b5": _variant(
+        "b5",
+        PVTV2Config(**{**_COMMON, "mlp_ratios": (4, 4, 4, 4)}, **_WIDE, depths=(3, 6, 40, 3)),
+        0.3,
+        "070ea6f6e2b9c06fa8dc9ba943c04d5fb74df01f2cb328d95ae65c94c304176b",
+    ),
 }
 
-# Stochastic depth of the official ImageNet training recipes, per variant.
-DEFAULT_DROP_PATH = {"b0": 0.1, "b1": 0.1, "b2": 0.1, "b2_li": 0.1, "b3": 0.3, "b4": 0.3, "b5": 0.3}
+PRESETS: dict[str, PVTV2Config] = {name: variant.config for name, variant in VARIANTS.items()}
+# The name -> drop_path_rate view, for callers that predate `VARIANTS`.
+DEFAULT_DROP_PATH: dict[str, float] = {name: variant.drop_path_rate for name, variant in VARIANTS.items()}
 
 
 def canonical_variant(variant: str) -> str:
     """Normalised preset key ("pvt_v2_b2_li", "PVTV2-B2-Li" -> "b2_li"); ValueError if unknown."""
     key = variant.lower().replace("-", "_").removeprefix("pvt_v2").removeprefix("pvtv2").lstrip("_")
-    if key not in PRESETS:
-        raise ValueError(f"Unknown PVT-v2 variant {variant!r}; choose one of {sorted(PRESETS)}.")
+    if key not in VARIANTS:
+        raise ValueError(f"Unknown PVT-v2 variant {variant!r}; choose one of {sorted(VARIANTS)}.")
     return key
 
 
 def get_config(variant: str) -> PVTV2Config:
     """The preset config for `variant` (e.g. "b0", "pvt_v2_b2_li")."""
-    return PRESETS[canonical_variant(variant)]
+    return VARIANTS[canonical_variant(variant)].config

@@ -1,20 +1,20 @@
-"""Public ImageNet-1k PVT-v2 checkpoints: where they live, their pinned sha256, and a cached fetch.
+"""Public ImageNet-1k PVT-v2 checkpoints: a cached, hash-checked fetch.
 
 The files are timm's safetensors releases of the official weights (`timm/pvt_v2_<variant>.in1k` on
-the Hugging Face Hub), so no torch is needed to convert them. They are fetched once with
-`keras.utils.get_file` into ``$KERAS_HOME/keras_pvt`` (default ``~/.keras/keras_pvt``; the
-``KERAS_PVT_CACHE_DIR`` environment variable replaces ``$KERAS_HOME``), verified
-against the pinned hash, and converted each time a model is built. Offline, `fetch` fails within
-`timeout` seconds with a `PretrainedWeightsUnavailableError` error telling how to use a local file; with
-``KERAS_PVT_OFFLINE=1`` it never touches the network and only uses the cache. A cached file that
-fails the hash check is never deleted (the user may have put it there): offline it is reported with
-both hashes; online it is renamed to ``NAME.<sha256[:12]>.corrupt`` and downloaded again.
+the Hugging Face Hub; URL and pinned hash in each `keras_pvt.presets.VARIANTS` record), so no torch
+is needed to convert them. They are fetched once with `keras.utils.get_file` into
+``$KERAS_HOME/keras_pvt`` (default ``~/.keras/keras_pvt``; the ``KERAS_PVT_CACHE_DIR`` environment
+variable replaces ``$KERAS_HOME``), verified against the pinned hash, and converted each time a
+model is built. Offline, `fetch` fails within `timeout` seconds with a
+`PretrainedWeightsUnavailableError` telling how to use a local file; with ``KERAS_PVT_OFFLINE=1``
+it never touches the network and only uses the cache. A cached file that fails the hash check is
+never deleted (the user may have put it there): offline it is reported with both hashes; online it
+is renamed to ``NAME.<sha256[:12]>.corrupt`` and downloaded again.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import os
 import socket
@@ -22,37 +22,18 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import keras
+
+from keras_pvt.presets import VARIANTS, PretrainedCheckpoint
+
 CACHE_SUBDIR = "keras_pvt"
 DEFAULT_TIMEOUT_S = 15.0
 OFFLINE_ENV = "KERAS_PVT_OFFLINE"
 CACHE_ENV = "KERAS_PVT_CACHE_DIR"
-_HUB = "https://huggingface.co/timm/pvt_v2_{}.in1k/resolve/main/model.safetensors"
 
-
-@dataclasses.dataclass(frozen=True)
-class PretrainedCheckpoint:
-    """A downloadable checkpoint: URL, sha256 of the file (None when not yet pinned), cache name."""
-
-    url: str
-    sha256: str | None
-    fname: str
-
-
-def _hub(variant: str, sha256: str | None) -> PretrainedCheckpoint:
-    return PretrainedCheckpoint(_HUB.format(variant), sha256, f"pvt_v2_{variant}.in1k.safetensors")
-
-
-# sha256 values are the Git LFS object ids the Hub publishes for these files. b3, b4 and b2_li are
-# not pinned yet: their download is accepted with a warning that prints the hash to check.
-IMAGENET: dict[str, PretrainedCheckpoint] = {
-    "b0": _hub("b0", "d0927f8c963fa7ae1ca6cd459449a076a954c561245ca6025103fceffd2df34c"),
-    "b1": _hub("b1", "0cb38d3df58e50bb591e99ded2a1a2a02bc807415e9bed4d4076428239112caa"),
-    "b2": _hub("b2", "0bff520d64b91bdbb35f2b5bff2b62d35a9d9c6d6a5056e683f1e7ce556d0e5e"),
-    "b2_li": _hub("b2_li", None),
-    "b3": _hub("b3", None),
-    "b4": _hub("b4", None),
-    "b5": _hub("b5", "070ea6f6e2b9c06fa8dc9ba943c04d5fb74df01f2cb328d95ae65c94c304176b"),
-}
+# Variant name -> its ImageNet-1k checkpoint: the `imagenet` field of each `keras_pvt.presets.VARIANTS`
+# record. `fetch` looks entries up here, so a test can point one at a local server.
+IMAGENET: dict[str, PretrainedCheckpoint] = {name: variant.imagenet for name, variant in VARIANTS.items()}
 
 
 class PretrainedWeightsUnavailableError(OSError):
@@ -121,8 +102,6 @@ def fetch(
         warnings.warn(f"{mismatch} Moved it to {aside}; downloading the checkpoint again.", stacklevel=2)
     elif offline:
         raise PretrainedWeightsUnavailableError(_offline_help(variant, target, f"{OFFLINE_ENV} is set"))
-    import keras
-
     # get_file silently falls back to /tmp/.keras when the cache folder does not exist yet.
     target.parent.mkdir(parents=True, exist_ok=True)
     try:

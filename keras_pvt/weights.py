@@ -1,91 +1,108 @@
-"""Resolving the `weights=` argument of the builders: None, "imagenet", or a checkpoint path."""
+"""The builders' `weights=` argument: None, "imagenet", a checkpoint path or a state dict.
+
+`load_weights` is the one way weights get into a keras-pvt model: the builders (`PVT_V2`,
+`PVTV2B0` ... `PVTV2B5`), `keras_pvt.from_checkpoint` and the CLI go through it. To fine-tune
+into a new classifier, build the model with its own class count and call
+``load_weights(model, weights, config=config, variant=name, head="auto")``: the backbone loads
+from "imagenet" or any PyTorch checkpoint and the classifier keeps its initial weights.
+"""
 
 from __future__ import annotations
 
 import os
 import warnings
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import h5py
 import keras
 import numpy as np
 
-from keras_pvt.checkpoints.assign import RGB_CHANNELS, adapt_input_conv, input_adapted_message
+from keras_pvt import pretrained
+from keras_pvt.checkpoints.assign import adapt_input_conv, input_adapted_message
+from keras_pvt.checkpoints.errors import CheckpointReadError
+from keras_pvt.checkpoints.load import load_checkpoint
+from keras_pvt.checkpoints.readers import checkpoint_format
+from keras_pvt.checkpoints.variant import preset_of
 from keras_pvt.config import PVTV2Config
+from keras_pvt.imagenet import IMAGENET_CLASSES
+from keras_pvt.images import RGB_CHANNELS
 
-IMAGENET_CLASSES = 1000
-# Fields that do not change the weights: a config differing only in these still fits a preset
-# (`in_channels`: the RGB checkpoint's first layer is adapted to the model's channel count).
-_FREE_FIELDS = ("img_size", "in_channels", "num_classes", "drop_rate", "attn_drop_rate", "drop_path_rate")
+__all__ = ["check_weights", "load_weights", "preset_of"]
+
+Weights = str | os.PathLike | Mapping[str, np.ndarray]
+
+
+def check_weights(
+    weights: Weights | None, config: PVTV2Config, variant: str | None = None, *, head: str | None = None
+) -> None:
+    """Refuse a `weights` argument that cannot fit a model of `config`, before the model is built.
+
+    ``"imagenet"`` needs a preset architecture and, when its classifier must load (``head`` None
+    or "require"), 1000 classes or no classifier; a path must be an existing file.
+    """
+    if weights is None or isinstance(weights, Mapping):
+        return
+    if isinstance(weights, str) and weights == "imagenet":
+        if head != "auto" and config.num_classes not in (0, IMAGENET_CLASSES):
+            raise ValueError(
+                f"weights='imagenet' with include_top=True needs classes={IMAGENET_CLASSES}, got "
+                f"classes={config.num_classes}. Use include_top=False (and add your own head), or "
+                "weights=None."
+            )
+        if (variant or preset_of(config)) is None:
+            raise ValueError(
+                "weights='imagenet' needs one of the preset architectures (b0 ... b5, b2_li); this "
+                "config matches none. Build from a preset name, or pass a checkpoint path or None."
+            )
+        return
+    if not isinstance(weights, (str, os.PathLike)):
+        raise TypeError(f"`weights` must be None, 'imagenet', a file path or a state dict, got {weights!r}.")
+    if not Path(weights).is_file():
+        raise FileNotFoundError(
+            f"weights={os.fspath(weights)!r}: no such file. Pass None, 'imagenet', or the path of a "
+            "checkpoint (.safetensors, .pth, .pt, .bin, .npz, .weights.h5, .keras)."
+        )
 
 
 def load_weights(
-    model: Any, weights: str | os.PathLike, config: PVTV2Config, variant: str | None = None
+    model: Any,
+    weights: Weights,
+    config: PVTV2Config,
+    variant: str | None = None,
+    *,
+    head: str | None = None,
 ) -> None:
     """Load `weights` into `model` (built from `config`, preset `variant` if it came from one).
 
     * ``"imagenet"``: the public ImageNet-1k checkpoint of the preset (downloaded once, cached,
       hash-checked; see `keras_pvt.pretrained`). Needs a preset architecture and, with a classifier,
-      1000 classes.
+      1000 classes (unless ``head="auto"``).
     * a path to ``.safetensors`` / ``.pth`` / ``.pt`` / ``.bin`` / ``.npz`` (official, timm or HF
       naming; see `keras_pvt.checkpoints`) or to a Keras ``.weights.h5`` / ``.keras`` file.
+    * a state dict ``{name: array}`` in any of the three namings.
+
+    `head`: "require" (the checkpoint's classifier must fit), "auto" (a classifier of another
+    width, or none, leaves the model's as initialised, with a warning) or None: "require" for
+    "imagenet", "auto" for checkpoints. Keras files load as saved: their classifier must fit.
 
     A model built for another channel count than 3 takes RGB weights of every source: the first
     layer's kernel is adapted by timm's rule (`keras_pvt.checkpoints.assign.adapt_input_conv`),
     with a warning.
     """
+    check_weights(weights, config, variant, head=head)
     if isinstance(weights, str) and weights == "imagenet":
-        _load_imagenet(model, config, variant)
-        return
-    if not isinstance(weights, (str, os.PathLike)):
-        raise TypeError(f"`weights` must be None, 'imagenet' or a file path, got {weights!r}.")
-    path = Path(weights)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"weights={os.fspath(weights)!r}: no such file. Pass None, 'imagenet', or the path of a "
-            "checkpoint (.safetensors, .pth, .pt, .bin, .npz, .weights.h5, .keras)."
-        )
-    from keras_pvt.checkpoints import checkpoint_format, load_checkpoint
-
-    if checkpoint_format(path) == "keras":
-        _load_keras_file(model, path)
+        name = variant or preset_of(config)
+        load_checkpoint(model, pretrained.fetch(name), config=config, head=head or "require")
+    elif not isinstance(weights, Mapping) and checkpoint_format(weights) == "keras":
+        _load_keras_file(model, Path(weights))
     else:
-        load_checkpoint(model, path, config=config)
-
-
-def _load_imagenet(model: Any, config: PVTV2Config, variant: str | None) -> None:
-    from keras_pvt import pretrained
-    from keras_pvt.checkpoints import load_checkpoint
-
-    if config.num_classes not in (0, IMAGENET_CLASSES):
-        raise ValueError(
-            f"weights='imagenet' with include_top=True needs classes={IMAGENET_CLASSES}, got "
-            f"classes={config.num_classes}. Use include_top=False (and add your own head), or "
-            "weights=None."
-        )
-    name = variant or preset_of(config)
-    if name is None:
-        raise ValueError(
-            "weights='imagenet' needs one of the preset architectures (b0 ... b5, b2_li); this "
-            "config matches none. Build from a preset name, or pass a checkpoint path or None."
-        )
-    load_checkpoint(model, pretrained.fetch(name), config=config, head="require")
-
-
-def preset_of(config: PVTV2Config) -> str | None:
-    """The preset `config` equals, ignoring fields that do not affect weights (size, rates, head)."""
-    from keras_pvt.presets import PRESETS
-
-    def core(c: PVTV2Config) -> dict[str, Any]:
-        return {k: v for k, v in c.to_dict().items() if k not in _FREE_FIELDS}
-
-    return next((name for name, preset in PRESETS.items() if core(preset) == core(config)), None)
+        load_checkpoint(model, weights, config=config, head=head or "auto")
 
 
 def _load_keras_file(model: Any, path: Path) -> None:
-    from keras_pvt.checkpoints import CheckpointReadError
-
     kind = "Keras model (.keras)" if path.name.lower().endswith(".keras") else "Keras weights (.weights.h5)"
     if not _has_keras_signature(path):
         raise CheckpointReadError(
@@ -163,6 +180,4 @@ def _has_keras_signature(path: Path) -> bool:
     """A `.keras` file is a zip archive, a `.weights.h5` file an HDF5 file."""
     if path.name.lower().endswith(".keras"):
         return zipfile.is_zipfile(path)
-    import h5py  # a dependency of Keras
-
     return bool(h5py.is_hdf5(os.fspath(path)))

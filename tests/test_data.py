@@ -12,7 +12,7 @@ import tensorflow_datasets as tfds
 
 from keras_pvt import data
 from keras_pvt.data import sources
-from keras_pvt.imagenet import preprocess_input
+from keras_pvt.images import preprocess_input
 
 
 @pytest.fixture(scope="module")

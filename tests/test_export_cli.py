@@ -45,6 +45,7 @@ def test_saved_model_end_to_end(model_file, tmp_path, capsys):
     assert tf.saved_model.load(str(output)).signatures["serving_default"] is not None
 
 
+@pytest.mark.slow
 def test_int8_tflite_end_to_end(model_file, image_folder, tmp_path, capsys):
     output = tmp_path / "m.tflite"
     rc = main(
@@ -109,6 +110,7 @@ def test_bad_inputs_exit_non_zero_and_write_nothing(model_file, tmp_path, capsys
     assert sorted(os.listdir(tmp_path)) == before  # nothing written, nothing half-written
 
 
+@pytest.mark.slow
 def test_failed_verification_exits_1_and_writes_nothing(model_file, tmp_path, capsys):
     output = tmp_path / "m.tflite"
     argv = [str(model_file), "--image-size", "64", "--min-top1", "1.5", "--runs", "1"]

@@ -48,6 +48,7 @@ def test_dynamic_round_trip_at_two_sizes(model, exported):
         np.testing.assert_allclose(out["predictions"].numpy(), model(x).numpy(), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_loads_in_a_process_without_keras_pvt(model, exported, tmp_path):
     x = _images((2, 72, 64, 3), seed=1)
     np.save(tmp_path / "x.npy", x)

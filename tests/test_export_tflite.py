@@ -96,6 +96,7 @@ def test_fixed_shape_lets_xnnpack_take_the_whole_graph(model, fp32, tmp_path):
 
 
 @pytest.mark.parametrize("quantize", ["float16", "dynamic"])
+@pytest.mark.slow
 def test_weight_quantization_runs_and_is_verified(model, fp32, tmp_path, quantize):
     result = convert_to_tflite(
         model, tmp_path / f"{quantize}.tflite", quantize=quantize, image_size=SIZE, runs=2
@@ -108,6 +109,7 @@ def test_weight_quantization_runs_and_is_verified(model, fp32, tmp_path, quantiz
     _builtin_only(result.path)
 
 
+@pytest.mark.slow
 def test_int8_from_a_dataset_with_float_io(model, fp32, calibration, tmp_path):
     dataset = tf.data.Dataset.from_tensor_slices({"image": calibration, "label": np.zeros(6)})
     result = convert_to_tflite(
@@ -127,6 +129,7 @@ def test_int8_from_a_dataset_with_float_io(model, fp32, calibration, tmp_path):
     _builtin_only(result.path)
 
 
+@pytest.mark.slow
 def test_int8_from_a_folder_with_int8_io(model, tmp_path):
     folder = tmp_path / "calib"
     folder.mkdir()
@@ -150,6 +153,7 @@ def test_int8_from_a_folder_with_int8_io(model, tmp_path):
     assert report.sample_shape == [4, SIZE, SIZE, 3]  # verified on the calibration images
 
 
+@pytest.mark.slow
 def test_strict_int8_quantizes_every_op_of_pvt(model, calibration, tmp_path):
     # keras_pvt's LayerNorm has no NEG op, so the whole graph runs in int8.
     result = convert_to_tflite(

@@ -5,13 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from keras_pvt.imagenet import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    decode_predictions,
-    imagenet_classes,
-    preprocess_input,
-)
+from keras_pvt.imagenet import decode_predictions, imagenet_classes
+from keras_pvt.images import IMAGENET_MEAN, IMAGENET_STD, preprocess_input
 
 
 def test_preprocess_numpy_matches_the_formula() -> None:

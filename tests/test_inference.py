@@ -6,10 +6,11 @@ import keras
 import numpy as np
 import pytest
 
-from keras_pvt import PVT_V2
-from keras_pvt.inference import compile_inference, resolve_strategy
-from keras_pvt.layers import fusion
-from keras_pvt.layers.shifted_conv import shifted_depthwise_conv
+from keras_pvt import PVT_V2, kernels
+from keras_pvt.kernels import tf_fused, tf_xla
+from keras_pvt.kernels.frozen import dense_snapshot, with_frozen_dense
+from keras_pvt.kernels.inference import compile_inference, resolve_strategy
+from keras_pvt.kernels.shifted_conv import shifted_depthwise_conv
 
 from helpers import tiny_config
 
@@ -27,6 +28,7 @@ def _images(rng: np.random.Generator, batch: int, height: int, width: int) -> np
 
 @pytest.mark.parametrize("linear", [False, True])
 @pytest.mark.parametrize("strategy", ["segments", "xla"])
+@pytest.mark.slow
 def test_compiled_equals_model_at_several_sizes(linear, strategy, rng):
     model = _random_model(linear=linear, include_top=False, pooling="avg")
     predict = compile_inference(model, strategy=strategy)
@@ -45,6 +47,7 @@ def test_auto_strategy_picks_xla_up_to_512x512_images_at_any_batch():
     assert resolve_strategy("auto", (1, 224, 224, 3), precision="bfloat16") == "segments"
 
 
+@pytest.mark.slow
 def test_auto_and_plain_strategies(rng):
     model = _random_model(include_top=False, pooling="avg")
     auto, plain = compile_inference(model), compile_inference(model, strategy="plain")
@@ -89,6 +92,7 @@ def test_compiled_follows_weight_updates(rng):
 
 @pytest.mark.parametrize("linear", [False, True])
 @pytest.mark.parametrize("strategy", ["segments", "xla"])
+@pytest.mark.slow
 def test_frozen_weights_equal_the_model_and_ignore_later_updates(linear, strategy, rng):
     model = _random_model(linear=linear, classifier_activation=None)
     frozen = compile_inference(model, strategy=strategy, freeze_weights=True)
@@ -113,16 +117,17 @@ def test_frozen_dense_multiplies_by_the_snapshot(rng):
     x = rng.normal(size=(2, 5, 5, 4)).astype("float32")
     kernel_t = rng.normal(size=(3, 4)).astype("float32")
     bias = np.array([1.0, -2.0, 0.5], "float32")
-    with fusion.frozen_dense({layer: (kernel_t, bias)}):
-        frozen = fusion.call_dense(layer, x, fused=False)
+    with kernels.use(with_frozen_dense(kernels.current(), {layer: (kernel_t, bias)})):
+        frozen = kernels.dense(layer, x)
     np.testing.assert_allclose(frozen, x @ kernel_t.T + bias, **F32_TOL)
-    np.testing.assert_allclose(fusion.call_dense(layer, x, fused=False), layer(x), **F32_TOL)
-    snapshot = fusion.dense_snapshot(_random_model())
+    np.testing.assert_allclose(kernels.dense(layer, x), layer(x), **F32_TOL)
+    snapshot = dense_snapshot(_random_model())
     assert snapshot and all(isinstance(layer, keras.layers.Dense) for layer in snapshot)
     for layer, (kernel_t, _) in snapshot.items():
         np.testing.assert_array_equal(kernel_t, np.asarray(layer.kernel).T)
 
 
+@pytest.mark.slow
 def test_bfloat16_path_is_close_and_returns_float32(rng):
     model = _random_model(include_top=False, pooling="avg")
     images = _images(rng, 2, 64, 64)
@@ -136,19 +141,20 @@ def test_bfloat16_path_is_close_and_returns_float32(rng):
 
 
 def test_fused_segments_are_scoped():
-    assert not fusion.active()
-    with fusion.fused_segments():
-        assert fusion.active()
-        assert fusion.active(training=False)
-        assert not fusion.active(training=True)
-    assert not fusion.active()
+    default = kernels.current()
+    assert default is not tf_fused.FUSED
+    with kernels.use(tf_fused.FUSED):
+        assert kernels.current() is tf_fused.FUSED
+        assert kernels.current(training=False) is tf_fused.FUSED
+        assert kernels.current(training=True) is not tf_fused.FUSED
+    assert kernels.current() is default
 
 
-@pytest.mark.parametrize("context", [fusion.fused_segments, fusion.whole_graph_xla])
-def test_fast_paths_in_eager_mode_match_the_layers(context, rng):
+@pytest.mark.parametrize("table", [tf_fused.FUSED, tf_xla.TF_XLA], ids=lambda table: table.name)
+def test_fast_paths_in_eager_mode_match_the_layers(table, rng):
     model = _random_model(include_top=False)
     images = _images(rng, 1, 64, 64)
-    with context():
+    with kernels.use(table):
         fast = model(images, training=False).numpy()
     np.testing.assert_allclose(fast, model(images, training=False).numpy(), **F32_TOL)
 
@@ -162,9 +168,11 @@ def test_shifted_depthwise_conv_equals_the_layer(rng):
 
 
 def test_fast_paths_are_off_in_training():
-    with fusion.whole_graph_xla(), fusion.fused_segments():
-        assert not fusion.active(training=True)
-    assert not fusion.xla_depthwise()
+    default = kernels.current()
+    for table in (tf_fused.FUSED, tf_fused.FUSED_IN_PIECES, tf_xla.TF_XLA):
+        with kernels.use(table):
+            assert kernels.current(training=True).name in ("tf_plain", "tf_training")
+    assert kernels.current() is default
 
 
 def test_bad_arguments_are_explained():
@@ -193,19 +201,25 @@ def test_attention_in_query_pieces_equals_whole(groups, rng, monkeypatch):
     values = rng.normal(size=(*groups, 7, 4)).astype("float32")
     expected = _reference_attention(q, keys, values)
     # 2 * 3 * 50 * 7 scores: far over two pieces of 30, so the queries go in pieces (the last one short).
-    monkeypatch.setattr(fusion, "ATTENTION_SCORES_PER_PIECE", 30)
+    monkeypatch.setattr(tf_fused, "ATTENTION_SCORES_PER_PIECE", 30)
     spec = tf.TensorSpec([None] * q.ndim, tf.float32)
-    pieced = tf.function(fusion.attention, input_signature=[spec] * 3)  # shapes unknown when traced
-    with fusion.fused_segments(attention_pieces=True):
+
+    def attention(q, keys, values):
+        return kernels.attention(q, keys, values, dropout=lambda weights: weights)
+
+    pieced = tf.function(attention, input_signature=[spec] * 3)  # shapes unknown when traced
+    with kernels.use(tf_fused.FUSED_IN_PIECES):
         np.testing.assert_allclose(pieced(q, keys, values).numpy(), expected, **F32_TOL)
-        np.testing.assert_allclose(fusion.attention(q, keys, values).numpy(), expected, **F32_TOL)
-    np.testing.assert_allclose(fusion.attention(q, keys, values).numpy(), expected, **F32_TOL)
+        np.testing.assert_allclose(attention(q, keys, values).numpy(), expected, **F32_TOL)
+    with kernels.use(tf_fused.FUSED):
+        np.testing.assert_allclose(attention(q, keys, values).numpy(), expected, **F32_TOL)
 
 
+@pytest.mark.slow
 def test_segments_path_runs_attention_in_pieces_for_large_images(rng, monkeypatch):
-    from keras_pvt import inference
+    from keras_pvt.kernels import inference
 
-    monkeypatch.setattr(fusion, "ATTENTION_SCORES_PER_PIECE", 64)
+    monkeypatch.setattr(tf_fused, "ATTENTION_SCORES_PER_PIECE", 64)
     monkeypatch.setattr(inference, "ATTENTION_PIECES_MIN_IMAGE_PIXELS", 32 * 32)
     model = _random_model(include_top=False, pooling="avg")
     predict = compile_inference(model, strategy="segments")

@@ -279,6 +279,7 @@ def test_too_small_eager_and_predict(tiny_model):
         tiny_model.predict(SMALL, verbose=0)
 
 
+@pytest.mark.slow
 def test_too_small_in_graphs_with_sizes_known_only_at_run_time(tiny_model):
     signature = [tf.TensorSpec((None, None, None, 3), tf.float32)]
     graph = tf.function(lambda images: tiny_model(images, training=False), input_signature=signature)
@@ -298,6 +299,7 @@ def test_too_small_static_input_shape_is_refused_at_build():
 
 
 @pytest.mark.parametrize("strategy", ["xla", "segments", "plain"])
+@pytest.mark.slow
 def test_compile_inference_checks_the_size_before_running(tiny_model, strategy):
     # XLA drops graph assertions, so without this check the "xla" path returned finite garbage.
     predict = compile_inference(tiny_model, strategy=strategy)
@@ -345,6 +347,7 @@ def test_compile_inference_wrong_rank_or_channels_is_one_clear_error(tiny_model,
 
 
 # --------------------------------------------------------------------------- deployment exports
+@pytest.mark.slow
 def test_saved_model_with_dynamic_size_refuses_small_images_at_run_time(tiny_model, tmp_path):
     from keras_pvt.export import export_saved_model
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 
 from keras_pvt import PVT_V2
 
@@ -27,6 +28,7 @@ def _run_fresh(code: str) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+@pytest.mark.slow  # a fresh Python process that imports TensorFlow
 def test_keras_file_loads_in_a_fresh_process_with_safe_mode(tmp_path, rng):
     model = PVT_V2(tiny_config(linear=True, drop_path_rate=0.1), name="li_tiny")
     images = rng.random((2, 57, 75, 3), dtype=np.float32)

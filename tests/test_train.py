@@ -17,8 +17,10 @@ import tensorflow_datasets as tfds
 
 import keras_pvt.data  # noqa: F401  (registers keras_pvt_shapes)
 from keras_pvt import PVTV2Config
-from keras_pvt.training import Recipe, WarmupCosine, no_decay_variables, train
+from keras_pvt.schedules import WarmupCosine
+from keras_pvt.training import Recipe, train
 from keras_pvt.training.outputs import read_history
+from keras_pvt.training.recipe import no_decay_variables
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = PVTV2Config(
@@ -62,6 +64,7 @@ def one_epoch(tfds_dir, tmp_path_factory):
     return result
 
 
+@pytest.mark.slow
 def test_one_epoch_writes_outputs(one_epoch):
     out = one_epoch.output
     for name in ("best.keras", "history.csv", "training_curves.png", "run.json"):
@@ -97,6 +100,7 @@ def test_learns_the_embedded_task_above_chance(tfds_dir, tmp_path):
     assert result.best_val_accuracy > 0.3, result.history
 
 
+@pytest.mark.slow
 def test_resume_after_kill_continues_from_saved_epoch(tfds_dir, tmp_path):
     """A run killed (os._exit, no cleanup) after finishing epoch 2 resumes at epoch 3."""
     output = str(tmp_path / "run")
@@ -141,6 +145,7 @@ def test_resume_after_kill_continues_from_saved_epoch(tfds_dir, tmp_path):
     assert not os.path.exists(os.path.join(output, "backup"))
 
 
+@pytest.mark.slow
 def test_fine_tune_from_keras_file_and_mixed_precision(one_epoch, tfds_dir, tmp_path):
     source = keras.saving.load_model(one_epoch.best_model_path)
     result = train(
@@ -207,6 +212,7 @@ def test_clear_errors(tfds_dir, tmp_path):
         train(TINY, dataset=SMALL_DATA, output=str(tmp_path), strategy="horovod")
 
 
+@pytest.mark.slow
 def test_cli_train_runs_and_matches_library_constants(tfds_dir, tmp_path, capsys):
     from keras_pvt.cli import build_parser, main
     from keras_pvt.cli import train as cli_train

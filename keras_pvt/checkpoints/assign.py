@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from keras_pvt.images import RGB_CHANNELS
+
 REPORT_FIRST = 5
 # Integer bookkeeping buffers some PyTorch modules keep next to their weights (BatchNorm's step
 # counter); they hold no weights of the model and are skipped wherever they appear.
@@ -23,7 +25,6 @@ _EXTRA_FLOATS = ("bfloat16", "float8")
 # The first layer (stage 1's patch embedding): the only weight whose shape depends on the input's
 # channel count. Pretrained checkpoints take RGB; other counts get it through `adapt_input_conv`.
 FIRST_KERNEL = "stage1.patch_embed.proj.weight"
-RGB_CHANNELS = 3
 
 
 def adapt_input_conv(kernel: np.ndarray, channels: int, axis: int = 1) -> np.ndarray:

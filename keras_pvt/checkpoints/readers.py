@@ -15,9 +15,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import ml_dtypes  # noqa: F401 - registers bfloat16 with NumPy (ml_dtypes ships with TensorFlow)
 import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file
 
-from keras_pvt.checkpoints import torch_pickle
+import keras_pvt.checkpoints.torch_pickle as torch_pickle
 from keras_pvt.checkpoints.errors import CheckpointReadError
 
 __all__ = ["CheckpointReadError", "checkpoint_format", "read_state_dict"]
@@ -81,10 +84,6 @@ def _corrupt(path: Path, kind: str, error: BaseException) -> CheckpointReadError
 
 
 def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
-    import ml_dtypes  # noqa: F401 - registers bfloat16 with NumPy (ml_dtypes ships with TensorFlow)
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError, TypeError) as error:

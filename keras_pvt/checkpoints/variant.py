@@ -1,4 +1,4 @@
-"""Infer the PVT-v2 architecture (and preset name) of a canonical state dict from its tensor shapes."""
+"""Which PVT-v2 a config or a canonical state dict is: architecture fields, preset matching, inference."""
 
 from __future__ import annotations
 
@@ -10,17 +10,7 @@ import numpy as np
 from keras_pvt.config import PVTV2Config
 from keras_pvt.presets import PRESETS
 
-# The architecture fields that tensor shapes determine; `num_heads` is the one they cannot.
-SHAPE_FIELDS = (
-    "embed_dims",
-    "depths",
-    "mlp_ratios",
-    "sr_ratios",
-    "linear",
-    "patch_size",
-    "in_channels",
-    "qkv_bias",
-)
+Fields = dict[str, object]
 
 
 def infer_config(state: Mapping[str, np.ndarray]) -> tuple[str | None, PVTV2Config]:
@@ -31,8 +21,8 @@ def infer_config(state: Mapping[str, np.ndarray]) -> tuple[str | None, PVTV2Conf
     shape): it is taken from the preset with the same shapes, or ValueError asks for an explicit
     config when no preset matches.
     """
-    fields, sr_ratios, num_classes = read_architecture(state)
-    name = match_preset(fields, sr_ratios)
+    fields, num_classes = read_architecture(state)
+    name = preset_of(fields)
     if name is not None:
         return name, PRESETS[name].replace(num_classes=num_classes)
     raise ValueError(
@@ -41,14 +31,53 @@ def infer_config(state: Mapping[str, np.ndarray]) -> tuple[str | None, PVTV2Conf
         f"linear {fields['linear']}) and the number of attention heads cannot be read from tensor "
         "shapes. Build the model from an explicit config instead, e.g. `PVT_V2(PVTV2Config("
         "embed_dims=..., num_heads=..., ...), weights=path)`, pass `config=` to "
-        "`keras_pvt.checkpoints.from_checkpoint`, or give `keras-pvt convert` a `--config FILE.json`."
+        "`keras_pvt.from_checkpoint`, or give `keras-pvt convert` a `--config FILE.json`."
     )
 
 
-def read_architecture(
-    state: Mapping[str, np.ndarray],
-) -> tuple[dict[str, object], tuple[int, ...], int]:
-    """``(shape fields, sr_ratios, num_classes)`` read from the tensor shapes of `state`."""
+def preset_of(architecture: PVTV2Config | Mapping[str, object]) -> str | None:
+    """The name of the preset `architecture` is, or None.
+
+    A config is compared on every field that changes its weights or what they compute, except its
+    channel count (RGB weights adapt to any count); image size, class count and rates do not
+    count. A mapping (the fields `read_architecture` reads from a checkpoint) is compared on the
+    fields it has: tensors do not record the head count or the attention scale.
+    """
+    if isinstance(architecture, PVTV2Config):
+        wanted = {k: v for k, v in _architecture_fields(architecture).items() if k != "in_channels"}
+    else:
+        wanted = dict(architecture)
+    for name, preset in PRESETS.items():
+        fields = _architecture_fields(preset)
+        if all(key in fields and fields[key] == value for key, value in wanted.items()):
+            return name
+    return None
+
+
+def _architecture_fields(config: PVTV2Config) -> Fields:
+    """The fields of `config` that fix its weights' shapes (`shape_fields`) and what they compute."""
+    return {**shape_fields(config), "num_heads": tuple(config.num_heads), "qk_scale": config.qk_scale}
+
+
+def shape_fields(config: PVTV2Config) -> Fields:
+    """The fields of `config` that a checkpoint's tensor shapes pin down (as `read_architecture`)."""
+    fields: Fields = {
+        "embed_dims": tuple(config.embed_dims),
+        "depths": tuple(config.depths),
+        "mlp_ratios": tuple(_ratio(int(d * r), d) for d, r in zip(config.embed_dims, config.mlp_ratios)),
+        "linear": config.linear,
+        "patch_size": config.patch_size,
+        "in_channels": config.in_channels,
+        "qkv_bias": config.qkv_bias,
+        "num_stages": config.num_stages,
+    }
+    if not config.linear:  # linear attention pools to 7x7 whatever the ratio: no tensor shows it
+        fields["sr_ratios"] = tuple(config.sr_ratios)
+    return fields
+
+
+def read_architecture(state: Mapping[str, np.ndarray]) -> tuple[Fields, int]:
+    """``(shape fields, num_classes)`` read from the tensor shapes of the canonical `state`."""
     stages = sorted({int(m[1]) for k in state if (m := re.match(r"^stage(\d+)\.", k))})
     if not stages or stages != list(range(1, len(stages) + 1)):
         raise ValueError(f"Cannot infer the architecture: stages found {stages}, expected 1..N.")
@@ -68,7 +97,7 @@ def read_architecture(
         sr_ratios.append(int(sr.shape[-1]) if sr is not None and sr.shape[-1] > 1 else 1)
     stem = _get(state, "stage1.patch_embed.proj.weight")
     head = state.get("head.weight")
-    fields = {
+    fields: Fields = {
         "embed_dims": tuple(embed_dims),
         "depths": tuple(depths),
         "mlp_ratios": tuple(mlp_ratios),
@@ -78,32 +107,9 @@ def read_architecture(
         "qkv_bias": "stage1.block0.attn.q.bias" in state,
         "num_stages": len(stages),
     }
-    return fields, tuple(sr_ratios), int(head.shape[0]) if head is not None else 0
-
-
-def shape_fields(config: PVTV2Config) -> dict[str, object]:
-    """The fields of `config` that a checkpoint's tensor shapes pin down."""
-    return {
-        "embed_dims": tuple(config.embed_dims),
-        "depths": tuple(config.depths),
-        "mlp_ratios": tuple(_ratio(int(d * r), d) for d, r in zip(config.embed_dims, config.mlp_ratios)),
-        "linear": config.linear,
-        "patch_size": config.patch_size,
-        "in_channels": config.in_channels,
-        "qkv_bias": config.qkv_bias,
-        "num_stages": config.num_stages,
-    }
-
-
-def match_preset(fields: Mapping[str, object], sr_ratios: tuple[int, ...]) -> str | None:
-    """The preset whose shape-determined fields (and, if not linear, sr_ratios) equal `fields`."""
-    for name, preset in PRESETS.items():
-        if shape_fields(preset) != dict(fields):
-            continue
-        if not preset.linear and tuple(preset.sr_ratios) != sr_ratios:
-            continue
-        return name
-    return None
+    if not linear:
+        fields["sr_ratios"] = tuple(sr_ratios)
+    return fields, int(head.shape[0]) if head is not None else 0
 
 
 def _ratio(hidden: int, dim: int) -> float | int:

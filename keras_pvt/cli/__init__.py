@@ -1,5 +1,5 @@
 """`keras-pvt` console command. Each module of this package that defines ``register(subparsers)``
-adds one subcommand; heavy imports (TensorFlow) happen inside the subcommand, not at start-up."""
+adds one subcommand, its flags mapped onto the library's options (their defaults come from there)."""
 
 from __future__ import annotations
 

@@ -10,6 +10,8 @@ import argparse
 import json
 
 from keras_pvt._safe_write import KERAS_MODEL, KERAS_WEIGHTS, atomic_write, check_output
+from keras_pvt.checkpoint_model import from_checkpoint
+from keras_pvt.checkpoints import detect_scheme, read_state_dict
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,9 +56,6 @@ def run(args: argparse.Namespace) -> int:
     if args.config:
         with open(args.config, encoding="utf-8") as handle:
             config = json.load(handle)
-
-    from keras_pvt.checkpoints import detect_scheme, from_checkpoint, read_state_dict
-
     state = read_state_dict(args.checkpoint)
     scheme, _ = detect_scheme(state)
     model = from_checkpoint(state, variant=args.variant, config=config, include_top=not args.no_top)

@@ -12,8 +12,17 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
+
+import keras
 
 from keras_pvt._safe_write import OutputRefusedError
+from keras_pvt.config import PVTV2Config
+from keras_pvt.data import Pipelines, eval_pipeline, make_pipelines, shapes_config, to_numpy
+from keras_pvt.training import Recipe, TrainResult, train
+from keras_pvt.training.callbacks import TimeBudget
+from keras_pvt.training.compare_exports import export_and_compare, format_table
+from keras_pvt.training.outputs import write_json
 
 # A small PVT-v2 (four stages, one block each) that learns the 6-class shapes task on 2 CPU cores.
 DEMO_ARCH = {
@@ -45,24 +54,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import keras
     import tensorflow_datasets as tfds
     from absl import logging as absl_logging
-
-    from keras_pvt.config import PVTV2Config
-    from keras_pvt.data import eval_pipeline, make_pipelines, shapes_config, to_numpy
-    from keras_pvt.training import Recipe, train
-    from keras_pvt.training.callbacks import TimeBudget
-    from keras_pvt.training.compare_exports import export_and_compare, format_table
-    from keras_pvt.training.outputs import write_json
 
     tfds.disable_progress_bar()
     absl_logging.set_verbosity(absl_logging.ERROR)
     output = prepare_output(args.output)
     start = time.perf_counter()
     data_dir = os.path.join(output, "tensorflow_datasets")
-    config = shapes_config(args.image_size, args.train_size, args.test_size)
-    dataset = f"keras_pvt_shapes/{config.name}"
+    dataset = f"keras_pvt_shapes/{shapes_config(args.image_size, args.train_size, args.test_size).name}"
+    pipes = _data(args, dataset, data_dir)
+    result = _train(args, pipes, output)
+    train_seconds = time.perf_counter() - start
+    rows, test_count = _evaluate_and_export(args, result, dataset, data_dir, output)
+    summary = {
+        "dataset": dataset,
+        "classes": pipes.class_names,
+        "chance_accuracy": 1 / len(pipes.class_names),
+        "image_size": args.image_size,
+        "parameters": result.model.count_params(),
+        "epochs_run": result.epochs_run,
+        "best_val_accuracy": result.best_val_accuracy,
+        "test_images": test_count,
+        "formats": [row.to_dict() for row in rows],
+        "train_seconds": round(train_seconds, 1),
+        "total_seconds": round(time.perf_counter() - start, 1),
+    }
+    _report(output, summary, format_table(rows), rows[0].accuracy)
+    return 0
+
+
+def _data(args: argparse.Namespace, dataset: str, data_dir: str) -> Pipelines:
     _step(f"1/4 data: {dataset} (generated locally into {data_dir})")
     pipes = make_pipelines(
         dataset,
@@ -77,19 +99,20 @@ def run(args: argparse.Namespace) -> int:
         f"   {pipes.train_size} training / {pipes.val_size} validation images, "
         f"classes: {', '.join(pipes.class_names)}"
     )
+    return pipes
 
+
+def _train(args: argparse.Namespace, pipes: Pipelines, output: str) -> TrainResult:
     _step(
         f"2/4 train: small PVT-v2 at {args.image_size}px, {args.epochs} epochs "
         f"(budget {args.time_budget:g} min)"
     )
     arch = PVTV2Config(**DEMO_ARCH, num_classes=len(pipes.class_names), img_size=args.image_size)
-    result = train(
+    return train(
         arch,
         dataset=pipes,
         output=os.path.join(output, "run"),
-        image_size=args.image_size,
         epochs=args.epochs,
-        batch_size=args.batch_size,
         recipe=Recipe(base_lr=DEMO_LR, warmup_epochs=1),
         drop_path_rate=0.0,
         resume=False,
@@ -97,8 +120,12 @@ def run(args: argparse.Namespace) -> int:
         callbacks=[TimeBudget(args.time_budget * 60)],
         verbose=2,
     )
-    train_seconds = time.perf_counter() - start
 
+
+def _evaluate_and_export(
+    args: argparse.Namespace, result: TrainResult, dataset: str, data_dir: str, output: str
+) -> tuple[list[Any], int]:
+    """The comparison rows (Keras first) on the held-out test split, and its image count."""
     _step("3/4 evaluate on the held-out test split (never seen in training or model selection)")
     test_images, test_labels = to_numpy(
         eval_pipeline(dataset, "test", args.image_size, 100, data_dir=data_dir)
@@ -106,7 +133,6 @@ def run(args: argparse.Namespace) -> int:
     calibration, _ = to_numpy(
         eval_pipeline(dataset, "train", args.image_size, 100, data_dir=data_dir), limit=200
     )
-
     _step("4/4 export SavedModel + TFLite (float32, int8) and verify each against Keras")
     keras.utils.set_random_seed(0)
     rows = export_and_compare(
@@ -120,41 +146,29 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         overwrite=True,  # only previous exports are replaced, in a folder the demo made
     )
-    total = time.perf_counter() - start
-    table = format_table(rows)
-    summary = {
-        "dataset": dataset,
-        "classes": pipes.class_names,
-        "chance_accuracy": 1 / len(pipes.class_names),
-        "image_size": args.image_size,
-        "parameters": result.model.count_params(),
-        "epochs_run": result.epochs_run,
-        "best_val_accuracy": result.best_val_accuracy,
-        "test_images": len(test_labels),
-        "formats": [row.to_dict() for row in rows],
-        "train_seconds": round(train_seconds, 1),
-        "total_seconds": round(total, 1),
-    }
+    return rows, len(test_labels)
+
+
+def _report(output: str, summary: dict[str, Any], table: str, test_accuracy: float) -> None:
+    """Write ``summary.json`` and ``summary.md``; print the summary."""
     write_json(os.path.join(output, "summary.json"), summary)
     with open(os.path.join(output, "summary.md"), "w") as handle:
         handle.write(table + "\n")
-
+    classes = len(summary["classes"])
     print("\n=== keras-pvt demo summary ===")
     print(
-        f"model: PVT-v2 ({result.model.count_params():,} parameters), {args.image_size}px, "
-        f"{result.epochs_run} epochs in {train_seconds / 60:.1f} min"
+        f"model: PVT-v2 ({summary['parameters']:,} parameters), {summary['image_size']}px, "
+        f"{summary['epochs_run']} epochs in {summary['train_seconds'] / 60:.1f} min"
     )
-    keras_row = rows[0]
     print(
-        f"held-out test accuracy: {100 * keras_row.accuracy:.1f}% on {len(test_labels)} "
-        f"images ({len(pipes.class_names)} classes, chance {100 / len(pipes.class_names):.1f}%)"
+        f"held-out test accuracy: {100 * test_accuracy:.1f}% on {summary['test_images']} "
+        f"images ({classes} classes, chance {100 / classes:.1f}%)"
     )
     print(table)
     print(
         f"files: {output} (run/best.keras, run/history.csv, run/training_curves.png, export/, "
-        f"summary.json); total {total / 60:.1f} min"
+        f"summary.json); total {summary['total_seconds'] / 60:.1f} min"
     )
-    return 0
 
 
 def prepare_output(folder: str) -> str:

@@ -13,9 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from keras_pvt._safe_write import EXPORT_REPORT, KERAS_MODEL, SAVED_MODEL, TFLITE, check_output
+from keras_pvt.export.tflite import (
+    DEFAULT_VERIFY_IMAGES,
+    QUANTIZE_MODES,
+    TFLiteOptions,
+    VerifyOptions,
+    check_quantize,
+)
 
 FORMATS = ("saved_model", "tflite")
-QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")  # == keras_pvt.export.QUANTIZE_MODES
+# Flag defaults come from the conversion and verification options.
+TFLITE_DEFAULTS, VERIFY_DEFAULTS = TFLiteOptions(), VerifyOptions()
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 EXIT_VERIFICATION_FAILED = 1
@@ -44,13 +52,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="replace a previous export of the same format at --output (nothing else is ever replaced)",
     )
-    out.add_argument("--quantize", choices=QUANTIZE_MODES, default="none", help="TFLite only")
+    out.add_argument(
+        "--quantize", choices=QUANTIZE_MODES, default=TFLITE_DEFAULTS.quantize, help="TFLite only"
+    )
     out.add_argument(
         "--representative",
         help="calibration images for int8: a folder of images or tfds:NAME:SPLIT",
     )
     out.add_argument("--data-dir", help="tensorflow-datasets folder for tfds: sources")
-    out.add_argument("--num-calibration", type=int, default=32, help="calibration images used")
+    out.add_argument(
+        "--num-calibration",
+        type=int,
+        default=TFLITE_DEFAULTS.num_calibration,
+        help="calibration images used",
+    )
     out.add_argument("--int8-io", action="store_true", help="int8 input/output tensors (int8)")
     out.add_argument("--strict-int8", action="store_true", help="fail if an op cannot run in int8 (int8)")
     out.add_argument("--image-size", help="fix the input size: SIZE or HxW (default: dynamic)")
@@ -63,9 +78,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     check = parser.add_argument_group("verification")
     check.add_argument("--verify-images", help="folder or tfds:NAME:SPLIT (default: random)")
-    check.add_argument("--num-verify", type=int, default=4, help="images compared (default 4)")
-    check.add_argument("--threads", type=int, default=2, help="interpreter threads (default 2)")
-    check.add_argument("--runs", type=int, default=10, help="timed runs for the median latency")
+    check.add_argument(
+        "--num-verify",
+        type=int,
+        default=DEFAULT_VERIFY_IMAGES,
+        help=f"images compared (default {DEFAULT_VERIFY_IMAGES})",
+    )
+    check.add_argument(
+        "--threads",
+        type=int,
+        default=VERIFY_DEFAULTS.threads,
+        help=f"interpreter threads (default {VERIFY_DEFAULTS.threads})",
+    )
+    check.add_argument(
+        "--runs", type=int, default=VERIFY_DEFAULTS.runs, help="timed runs for the median latency"
+    )
     check.add_argument("--tolerance", type=float, help="max abs difference allowed")
     check.add_argument("--min-top1", type=float, help="minimum top-1 agreement (0-1)")
     parser.set_defaults(func=run)
@@ -103,8 +130,6 @@ def check_args(args: argparse.Namespace) -> None:
     if args.strict_int8 and args.quantize != "int8":
         raise ValueError("--strict-int8 needs --quantize int8.")
     check_outputs(args)
-    from keras_pvt.export.tflite import check_quantize
-
     if args.format == "tflite":
         check_quantize(args.quantize, args.representative, args.int8_io)
 
@@ -220,23 +245,25 @@ def _verify_images(args: argparse.Namespace, size: Any, export: Any) -> Any:
 def _export(args: argparse.Namespace, model: Any, size: Any, batch: Any, export: Any) -> Any:
     images = _verify_images(args, size, export)
     if args.format == "tflite":
-        result = export.convert_to_tflite(
-            model,
-            args.output,
+        options = TFLiteOptions(
             quantize=args.quantize,
             representative_data=args.representative,
-            data_dir=args.data_dir,
             num_calibration=args.num_calibration,
             image_size=size,
             batch_size=batch,
             int8_io=args.int8_io,
             strict_int8=args.strict_int8,
+            data_dir=args.data_dir,
+        )
+        checks = VerifyOptions(
             verify_images=images,
             threads=args.threads,
             runs=args.runs,
-            tolerance="auto" if args.tolerance is None else args.tolerance,
+            tolerance=VERIFY_DEFAULTS.tolerance if args.tolerance is None else args.tolerance,
             min_top1=args.min_top1,
-            overwrite=args.overwrite,
+        )
+        result = export.convert_to_tflite(
+            model, args.output, options=options, checks=checks, overwrite=args.overwrite
         )
         return result.verification, result
     report = export.export_and_verify_saved_model(

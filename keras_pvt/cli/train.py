@@ -7,10 +7,17 @@ Exit codes: 0 done; 2 refused (a bad argument, or --output holds a finished run:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+from typing import Any, TypeVar
 
-STRATEGIES = ("auto", "mirrored", "multi_worker", "tpu")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+from keras_pvt import training
+from keras_pvt.training import PRECISIONS, STRATEGIES, DataOptions, Recipe, RunOptions
+
+Options = TypeVar("Options", DataOptions, Recipe, RunOptions)
+# Each flag's destination is the name of its `DataOptions` / `Recipe` / `RunOptions` field, and its
+# default that field's default.
+DATA, RECIPE, RUN = DataOptions(), Recipe(), RunOptions()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,53 +26,90 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train / fine-tune with model.fit (tfds, image folder, or offline dataset)",
         description=__doc__,
     )
+    parser.add_argument("--variant", default="b0", help="preset: b0 b1 b2 b2_li b3 b4 b5 (default b0)")
+    _data_arguments(parser)
+    _recipe_arguments(parser)
+    _run_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def _data_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("--variant", default="b0", help="preset: b0 b1 b2 b2_li b3 b4 b5 (default b0)")
-    add("--weights", default=None, help="start from 'imagenet', a checkpoint file or a .keras model")
     add(
         "--dataset",
-        default="keras_pvt_shapes",
+        default=DATA.dataset,
         help="tfds name (tf_flowers, imagenette/160px), folder with train/CLASS/*.jpg, or the "
-        "embedded offline 'keras_pvt_shapes[/64px]' (default)",
+        f"embedded offline '{DATA.dataset}[/64px]' (default)",
     )
-    add("--data-dir", default=None, help="tensorflow-datasets data folder")
-    add("--no-download", action="store_true", help="never download; fail if not prepared")
-    add("--image-size", type=int, default=224, help="training resolution (default 224)")
-    add("--epochs", type=int, default=10)
-    add("--batch-size", type=int, default=64, help="global batch size (default 64)")
-    add("--steps-per-epoch", type=int, default=None, help="cap steps per epoch")
-    add("--lr", type=float, default=5e-4, help="learning rate for batch 512, scaled linearly")
-    add("--min-lr", type=float, default=1e-5)
-    add("--warmup-epochs", type=float, default=5.0)
-    add("--weight-decay", type=float, default=0.05, help="AdamW decay (not on norms/biases)")
-    add("--label-smoothing", type=float, default=0.1)
-    add("--clip-norm", type=float, default=None, help="clip each gradient to this L2 norm")
-    add("--drop-path", type=float, default=None, help="stochastic depth (default per variant)")
+    add("--data-dir", default=DATA.data_dir, help="tensorflow-datasets data folder")
+    add("--no-download", dest="download", action="store_false", help="never download; fail if not prepared")
+    add(
+        "--image-size",
+        type=int,
+        default=DATA.image_size,
+        help=f"training resolution (default {DATA.image_size})",
+    )
+    add(
+        "--batch-size",
+        type=int,
+        default=DATA.batch_size,
+        help=f"global batch size (default {DATA.batch_size})",
+    )
     add(
         "--crop-scale",
         type=float,
         nargs=2,
-        default=(0.35, 1.0),
+        default=DATA.crop_scale,
         metavar=("MIN", "MAX"),
         help="random-resized-crop area range",
     )
-    add("--no-augment", action="store_true", help="no random crop/flip")
+    add("--no-augment", dest="augment", action="store_false", help="no random crop/flip")
     add("--cache", action="store_true", help="cache decoded images in memory")
-    add("--precision", choices=PRECISIONS, default="float32")
+
+
+def _recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add(
+        "--lr",
+        dest="base_lr",
+        type=float,
+        default=RECIPE.base_lr,
+        help="learning rate for batch 512, scaled linearly",
+    )
+    add("--min-lr", type=float, default=RECIPE.min_lr)
+    add("--warmup-epochs", type=float, default=RECIPE.warmup_epochs)
+    add("--weight-decay", type=float, default=RECIPE.weight_decay, help="AdamW decay (not on norms/biases)")
+    add("--label-smoothing", type=float, default=RECIPE.label_smoothing)
+    add("--clip-norm", type=float, default=RECIPE.clip_norm, help="clip each gradient to this L2 norm")
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--weights", default=RUN.weights, help="start from 'imagenet', a checkpoint file or a .keras model")
+    add("--epochs", type=int, default=RUN.epochs)
+    add("--steps-per-epoch", type=int, default=RUN.steps_per_epoch, help="cap steps per epoch")
+    add(
+        "--drop-path",
+        dest="drop_path_rate",
+        type=float,
+        default=RUN.drop_path_rate,
+        help="stochastic depth (default per variant)",
+    )
+    add("--precision", choices=PRECISIONS, default=RUN.precision)
     add("--jit-compile", action="store_true", help="compile steps with XLA")
     add(
         "--strategy",
         choices=STRATEGIES,
-        default="auto",
+        default=RUN.strategy,
         help="tf.distribute: auto, mirrored (GPUs), multi_worker (TF_CONFIG), tpu",
     )
-    add("--tpu", default=None, help="TPU name/address for --strategy tpu ('' = local TPU VM)")
+    add("--tpu", default=RUN.tpu, help="TPU name/address for --strategy tpu ('' = local TPU VM)")
     resume = parser.add_mutually_exclusive_group()
     resume.add_argument(
         "--resume",
         dest="resume",
         action="store_true",
-        default=True,
+        default=RUN.resume,
         help="continue an interrupted run in --output (default)",
     )
     resume.add_argument(
@@ -80,48 +124,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train again in an --output that holds a finished run (only keras-pvt's files there "
         "are replaced); without it such a run is left untouched and the command exits with 2",
     )
-    add("--seed", type=int, default=0)
-    add("--output", default="runs/pvt_v2", help="run folder (best.keras, history.csv, curves)")
-    parser.set_defaults(func=run)
+    add("--seed", type=int, default=RUN.seed)
+    add("--output", default=RUN.output, help="run folder (best.keras, history.csv, curves)")
+
+
+def options_from(args: argparse.Namespace, kind: type[Options]) -> Options:
+    """The `kind` options named by `args`: every field with a flag of that name; the rest default."""
+    values: dict[str, Any] = vars(args)
+    return kind(**{f.name: values[f.name] for f in dataclasses.fields(kind) if f.name in values})
 
 
 def run(args: argparse.Namespace) -> int:
-    from keras_pvt.training import Recipe, TrainingDivergedError, train
-
-    recipe = Recipe(
-        base_lr=args.lr,
-        min_lr=args.min_lr,
-        warmup_epochs=args.warmup_epochs,
-        weight_decay=args.weight_decay,
-        label_smoothing=args.label_smoothing,
-        clip_norm=args.clip_norm,
-    )
     try:
-        result = train(
+        result = training.train(
             args.variant,
-            dataset=args.dataset,
-            output=args.output,
-            weights=args.weights,
-            image_size=args.image_size,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            recipe=recipe,
-            drop_path_rate=args.drop_path,
-            precision=args.precision,
-            jit_compile=args.jit_compile,
-            strategy=args.strategy,
-            tpu=args.tpu,
-            resume=args.resume,
-            overwrite=args.overwrite,
-            data_dir=args.data_dir,
-            download=not args.no_download,
-            augment=not args.no_augment,
-            crop_scale=tuple(args.crop_scale),
-            cache=args.cache,
-            steps_per_epoch=args.steps_per_epoch,
-            seed=args.seed,
+            data=options_from(args, DataOptions),
+            recipe=options_from(args, Recipe),
+            run=options_from(args, RunOptions),
         )
-    except TrainingDivergedError as error:
+    except training.TrainingDivergedError as error:
         print(f"keras-pvt train: error: {error}", file=sys.stderr)
         return 3
     best = result.best_val_accuracy

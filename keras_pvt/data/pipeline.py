@@ -83,33 +83,8 @@ def make_pipelines(
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     options.deterministic = seed is not None
-
-    train = source.train.cache() if cache else source.train
-    if shuffle:
-        train = train.shuffle(min(SHUFFLE_BUFFER, source.train_size), seed=seed)
-    if augment:
-        base_seed = 0 if seed is None else seed
-        seeds = tf.data.Dataset.random(seed=base_seed).batch(2)
-        train = tf.data.Dataset.zip((train, seeds)).map(
-            lambda pair, s: (
-                train_transform(pair[0], image_size, scale=crop_scale, seed=s),
-                pair[1],
-            ),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-    else:
-        train = train.map(
-            lambda image, label: (eval_transform(image, image_size, crop_pct), label),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-    train = train.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-
-    val = source.val.cache() if cache else source.val
-    val = val.map(
-        lambda image, label: (eval_transform(image, image_size, crop_pct), label),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
-    val = val.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    train = _train_split(source, image_size, batch_size, augment, shuffle, crop_scale, crop_pct, seed, cache)
+    val = _eval_batches(source.val.cache() if cache else source.val, image_size, batch_size, crop_pct)
     return Pipelines(
         train=train.with_options(options),
         val=val.with_options(options),
@@ -119,6 +94,42 @@ def make_pipelines(
         image_size=image_size,
         batch_size=batch_size,
     )
+
+
+def _train_split(
+    source: DataSource,
+    image_size: int,
+    batch_size: int,
+    augment: bool,
+    shuffle: bool,
+    crop_scale: tuple[float, float],
+    crop_pct: float,
+    seed: int | None,
+    cache: bool,
+) -> tf.data.Dataset:
+    """Shuffled, augmented (seeded crop + flip per image) full batches of the training split."""
+    train = source.train.cache() if cache else source.train
+    if shuffle:
+        train = train.shuffle(min(SHUFFLE_BUFFER, source.train_size), seed=seed)
+    if not augment:
+        return _eval_batches(train, image_size, batch_size, crop_pct, drop_remainder=True)
+    seeds = tf.data.Dataset.random(seed=0 if seed is None else seed).batch(2)
+    train = tf.data.Dataset.zip((train, seeds)).map(
+        lambda pair, s: (train_transform(pair[0], image_size, scale=crop_scale, seed=s), pair[1]),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return train.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def _eval_batches(
+    data: tf.data.Dataset, image_size: int, batch_size: int, crop_pct: float, drop_remainder: bool = False
+) -> tf.data.Dataset:
+    """``(image, label)`` pairs resized, centre-cropped and normalised, in batches."""
+    data = data.map(
+        lambda image, label: (eval_transform(image, image_size, crop_pct), label),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return data.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 
 def eval_pipeline(
@@ -135,11 +146,7 @@ def eval_pipeline(
     if split.split("[")[0] not in builder.info.splits:
         raise ValueError(f"Dataset {dataset!r} has no split {split!r}; splits: {list(builder.info.splits)}.")
     data = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
-    data = data.map(
-        lambda image, label: (eval_transform(image, image_size, crop_pct), label),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
-    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return _eval_batches(data, image_size, batch_size, crop_pct)
 
 
 def to_numpy(dataset: tf.data.Dataset, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -1,13 +1,13 @@
 """Image preprocessing and augmentation for `tf.data` pipelines (TensorFlow ops, one image at a time).
 
-Normalisation matches `keras_pvt.preprocess_input`: pixels scaled to [0, 1], then ImageNet mean/std.
+Normalisation is `keras_pvt.images.preprocess_input` (pixels scaled to [0, 1], then ImageNet mean/std).
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_pvt.imagenet import IMAGENET_MEAN, IMAGENET_STD, preprocess_input
+from keras_pvt.images import IMAGENET_MEAN, IMAGENET_STD, preprocess_input
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "eval_transform", "normalize", "train_transform"]
 
@@ -15,7 +15,7 @@ DEFAULT_CROP_PCT = 0.875  # eval: resize to size / 0.875, then centre-crop `size
 
 
 def normalize(image: tf.Tensor) -> tf.Tensor:
-    """uint8/float [0, 255] RGB -> float32 ImageNet-normalised (same as `preprocess_input`)."""
+    """uint8/float [0, 255] RGB -> float32 ImageNet-normalised (`preprocess_input`)."""
     return preprocess_input(tf.cast(image, tf.float32))
 
 

@@ -16,12 +16,13 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from keras_pvt.data.shapes import DATASET_NAME
+from keras_pvt.images import FOLDER_DATASET_SUFFIXES
 
 VALIDATION_SPLITS = ("validation", "val", "test")
 FOLDER_VAL_SPLITS = ("val", "validation", "test")
 DEFAULT_VAL_FRACTION = 0.1
 NETWORK_PROBE_TIMEOUT_S = 3.0
-# Magic bytes of the formats `tf.io.decode_image` reads through tfds' ImageFolder (jpg, jpeg, png).
+# Magic bytes of the formats tfds' ImageFolder reads (`FOLDER_DATASET_SUFFIXES`: JPEG and PNG).
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 JPEG_END = b"\xff\xd9"  # the end-of-image marker
 PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC
@@ -145,7 +146,7 @@ def from_image_folder(root: str, val_fraction: float = DEFAULT_VAL_FRACTION) -> 
     class_names = list(builder.info.features["label"].names)
     train_count = splits["train"].num_examples
     if train_count == 0:
-        raise ValueError(f"No .jpg/.jpeg/.png images under {root}/train/CLASS/.")
+        raise ValueError(f"No {'/'.join(FOLDER_DATASET_SUFFIXES)} images under {root}/train/CLASS/.")
     train = builder.as_dataset(split="train", as_supervised=True, shuffle_files=False)
     val_split = next((s for s in FOLDER_VAL_SPLITS if s in splits), None)
     if val_split is not None:
@@ -179,7 +180,7 @@ def check_images(root: str) -> None:
     """
     bad = []
     for path in sorted(Path(root).glob("*/*/*")):
-        if path.suffix.lower() not in (".jpg", ".jpeg", ".png"):
+        if path.suffix.lower() not in FOLDER_DATASET_SUFFIXES:
             continue
         with open(path, "rb") as handle:
             head = handle.read(8)

@@ -13,32 +13,35 @@ Public API (stable):
     load_images(source, *, image_size, limit, preprocess) -> float32 NHWC array
     format_report(report) -> str; write_report_json(report, path, *, overwrite=False);
         report_path(output) -> Path
+    TFLiteRunner(tflite, threads) (named-tensor access to a .tflite), op_histogram(tflite),
+    SIGNATURE_KEY (the signature every export serves)
 
 Outputs are written beside and renamed into place. An existing output path is replaced only if it
 holds a previous export of the same kind and ``overwrite=True``; anything else raises
 `OutputRefusedError` (a `FileExistsError`) and is left untouched.
 
-TensorFlow is imported lazily; the TFLite interpreter comes from `ai-edge-litert` (extra `export`).
+This package is TensorFlow-only; the TFLite interpreter comes from `ai-edge-litert` (extra `export`),
+imported when a `.tflite` file is run.
 """
 
 from keras_pvt._safe_write import OutputRefusedError
 from keras_pvt.export.errors import ExportError, UnsupportedOpsError, VerificationError
-from keras_pvt.export.images import load_images, parse_image_size
+from keras_pvt.export.images import load_images
 from keras_pvt.export.report import format_report, report_path, write_report_json
-from keras_pvt.export.saved_model import (
-    SIGNATURE_KEY,
-    export_and_verify_saved_model,
-    export_saved_model,
-)
+from keras_pvt.export.saved_model import export_and_verify_saved_model, export_saved_model
+from keras_pvt.export.signature import SIGNATURE_KEY
 from keras_pvt.export.tflite import QUANTIZE_MODES, ConversionResult, convert_to_tflite
 from keras_pvt.export.verify import (
     TFLiteRunner,
     VerificationReport,
-    median_ms,
     op_histogram,
     verify_saved_model,
     verify_tflite,
 )
+
+# Helpers of the CLI and the export comparison, importable from here as before, not part of the API.
+from keras_pvt.export.verify import median_ms as median_ms
+from keras_pvt.images import parse_image_size as parse_image_size
 
 __all__ = [
     "QUANTIZE_MODES",
@@ -55,9 +58,7 @@ __all__ = [
     "export_saved_model",
     "format_report",
     "load_images",
-    "median_ms",
     "op_histogram",
-    "parse_image_size",
     "report_path",
     "verify_saved_model",
     "verify_tflite",

@@ -10,15 +10,15 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
-from keras_pvt.imagenet import preprocess_input
+from keras_pvt.images import IMAGE_SUFFIXES, preprocess_input
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 TFDS_PREFIX = "tfds:"
 DEFAULT_IMAGE_SIZE = (224, 224)
 
@@ -74,10 +74,6 @@ def _is_array_like(source: Any) -> bool:
 
 
 def _is_dataset(source: Any) -> bool:
-    try:
-        import tensorflow as tf
-    except ImportError:  # pragma: no cover - TensorFlow is a core dependency
-        return False
     return isinstance(source, tf.data.Dataset)
 
 
@@ -104,7 +100,7 @@ def _from_array(images: np.ndarray, image_size: Any, limit: int | None, preproce
     return _finish(images[:limit] if limit else images, image_size, preprocess)
 
 
-def image_files(folder: Path) -> list[Path]:
+def _image_files(folder: Path) -> list[Path]:
     """Image files under `folder` (recursive, sorted)."""
     if not folder.exists():
         raise FileNotFoundError(f"Image folder {str(folder)!r} does not exist.")
@@ -124,10 +120,8 @@ def image_files(folder: Path) -> list[Path]:
 def _from_folder(
     folder: Path, image_size: tuple[int, int], limit: int | None, preprocess: Preprocess
 ) -> np.ndarray:
-    import tensorflow as tf
-
     batch = []
-    for path in image_files(folder)[:limit]:
+    for path in _image_files(folder)[:limit]:
         try:
             image = tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False)
         except tf.errors.OpError as error:
@@ -189,24 +183,7 @@ def _from_dataset(dataset: Any, image_size: Any, limit: int | None, preprocess: 
 
 
 def _resize_keep_dtype(images: np.ndarray, size: Any) -> np.ndarray:
-    import tensorflow as tf
-
     resized = tf.image.resize(images.astype(np.float32), tuple(size)).numpy()
     if images.dtype == np.uint8:
         return np.clip(np.round(resized), 0, 255).astype(np.uint8)
     return resized.astype(images.dtype)
-
-
-def parse_image_size(text: str | Sequence[int] | int | None) -> tuple[int, int] | None:
-    """``"224"``, ``"192x256"``, an int or a pair -> (height, width); None stays None."""
-    if text is None:
-        return None
-    if isinstance(text, str):
-        try:
-            parts = [int(p) for p in text.lower().replace(",", "x").split("x")]
-        except ValueError:
-            raise ValueError(f"Image size {text!r} must be 'SIZE' or 'HEIGHTxWIDTH'.") from None
-        text = parts[0] if len(parts) == 1 else parts
-    from keras_pvt.export.saved_model import image_size_pair
-
-    return image_size_pair(text)

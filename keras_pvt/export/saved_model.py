@@ -3,41 +3,33 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+import keras
+import tensorflow as tf
+
 from keras_pvt._safe_write import SAVED_MODEL, staged_output
+from keras_pvt.export.errors import VerificationError
+from keras_pvt.export.images import DEFAULT_IMAGE_SIZE, random_images
+from keras_pvt.export.signature import INPUT_NAME, SIGNATURE_KEY, serving_function
+from keras_pvt.export.verify import VerificationReport, verify_saved_model
+from keras_pvt.images import parse_image_size
 
-SIGNATURE_KEY = "serving_default"
-INPUT_NAME = "images"
 SAVED_MODEL_TOLERANCE = 1e-4  # same TF graph: any larger difference means a broken export
-
-
-def image_size_pair(image_size: int | Sequence[int] | None) -> tuple[int, int] | None:
-    """`None`, an int side or (height, width) -> (height, width) or None; validated."""
-    if image_size is None:
-        return None
-    if isinstance(image_size, int) and not isinstance(image_size, bool):
-        image_size = (image_size, image_size)
-    size = tuple(image_size)
-    if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
-        raise ValueError(f"`image_size` must be a positive int or (height, width), got {image_size!r}.")
-    return size  # type: ignore[return-value]
 
 
 def input_spec(
     model: Any, image_size: int | Sequence[int] | None = None, batch_size: int | None = None
 ) -> Any:
     """The float32 NHWC `tf.TensorSpec` of the serving signature (None = dynamic dimension)."""
-    import tensorflow as tf
-
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"`batch_size` must be None (dynamic) or a positive int, got {batch_size!r}.")
     shape = tuple(model.inputs[0].shape) if getattr(model, "inputs", None) else (None, None, None, 3)
     if len(shape) != 4:
         raise ValueError(f"Export expects a model with one NHWC image input; its input is {shape}.")
     height, width, channels = shape[1:]
-    size = image_size_pair(image_size)
+    size = parse_image_size(image_size)
     if size is not None:
         for axis, built, asked in (("height", height, size[0]), ("width", width, size[1])):
             if built is not None and built != asked:
@@ -48,30 +40,6 @@ def input_spec(
                 )
         height, width = size
     return tf.TensorSpec((batch_size, height, width, channels), tf.float32, name=INPUT_NAME)
-
-
-def output_names(model: Any) -> list[str]:
-    """Names of the model's outputs in the exported signature (dict keys or output layer names)."""
-    structure = getattr(model, "_outputs_struct", None)
-    if isinstance(structure, Mapping):
-        return list(structure)
-    names = list(getattr(model, "output_names", []) or [])
-    return names or [f"output_{i}" for i in range(len(model.outputs))]
-
-
-def serving_function(model: Any) -> Any:
-    """`images -> {name: tensor}`: the model in inference mode, outputs always keyed by name."""
-    names = output_names(model)
-
-    def serve(images: Any) -> dict[str, Any]:
-        outputs = model(images, training=False)
-        if isinstance(outputs, Mapping):
-            return {name: outputs[name] for name in names}
-        if isinstance(outputs, (list, tuple)):
-            return dict(zip(names, outputs))
-        return {names[0]: outputs}
-
-    return serve
 
 
 def export_saved_model(
@@ -116,17 +84,13 @@ def export_and_verify_saved_model(
     tolerance: float | None = SAVED_MODEL_TOLERANCE,
     min_top1: float | None = None,
     overwrite: bool = False,
-) -> Any:
+) -> VerificationReport:
     """`export_saved_model`, then `verify_saved_model` before the folder appears at `path`.
 
     `images` are model-ready float32 images (default: `num_images` seeded random images at
     `image_size`, 224x224 when dynamic). Returns the `VerificationReport`; a failed verification
     raises `VerificationError` and leaves `path` as it was. `overwrite`: as in `export_saved_model`.
     """
-    from keras_pvt.export.errors import VerificationError
-    from keras_pvt.export.images import DEFAULT_IMAGE_SIZE, random_images
-    from keras_pvt.export.verify import verify_saved_model
-
     spec = input_spec(model, image_size, batch_size)
     if images is None:
         size = tuple(spec.shape[1:3]) if None not in spec.shape[1:3] else DEFAULT_IMAGE_SIZE
@@ -143,8 +107,6 @@ def export_and_verify_saved_model(
 
 
 def _write(model: Any, folder: Any, spec: Any) -> None:
-    import keras
-
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(SIGNATURE_KEY, serving_function(model), input_signature=[spec])

@@ -16,11 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from keras_pvt._keywords import replace_fields
 from keras_pvt._safe_write import TFLITE, check_output, scratch_folder, staged_output
 from keras_pvt.export.errors import ExportError, UnsupportedOpsError, VerificationError
 from keras_pvt.export.images import DEFAULT_IMAGE_SIZE, load_images, random_images
-from keras_pvt.export.saved_model import export_saved_model, image_size_pair, input_spec
+from keras_pvt.export.saved_model import export_saved_model, input_spec
 from keras_pvt.export.verify import DEFAULT_RUNS, VerificationReport, verify_tflite
+from keras_pvt.images import parse_image_size as image_size_pair
 
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
 # Absolute max-difference tolerance checked by the automatic verification; None = report only.
@@ -154,115 +156,181 @@ def _check_all_int8(flatbuffer: bytes) -> None:
         )
 
 
-def convert_to_tflite(
-    model: Any,
-    output_path: str | os.PathLike,
-    *,
-    quantize: str = "none",
-    representative_data: Any = None,
-    num_calibration: int = DEFAULT_CALIBRATION_IMAGES,
-    image_size: int | Sequence[int] | None = None,
-    batch_size: int | None = None,
-    int8_io: bool = False,
-    strict_int8: bool = False,
-    preprocess: Callable[[np.ndarray], np.ndarray] | None = None,
-    data_dir: str | None = None,
-    verify: bool = True,
-    verify_images: Any = None,
-    threads: int | None = 2,
-    runs: int = DEFAULT_RUNS,
-    tolerance: float | str | None = "auto",
-    min_top1: float | None = None,
-    overwrite: bool = False,
-) -> ConversionResult:
-    """Convert `model` to a builtin-ops-only `.tflite` at `output_path`, then verify it.
+@dataclasses.dataclass(frozen=True)
+class TFLiteOptions:
+    """How `convert_to_tflite` converts: quantization, its calibration, and the input shape.
 
-    Args:
-        model: a Keras model with one NHWC image input.
-        output_path: the `.tflite` file; written only if conversion and verification succeed.
+    Attributes:
         quantize: "none" (float32), "float16" (float16 weights), "dynamic" (int8 weights, float
             activations) or "int8" (full integer, calibrated on `representative_data`).
         representative_data: calibration images for int8: an array, a folder, a tf.data.Dataset or
-            "tfds:NAME:SPLIT" (see `load_images`); first `num_calibration` images are used.
+            "tfds:NAME:SPLIT" (see `load_images`); the first `num_calibration` images are used.
         image_size: None keeps height/width dynamic (resize inputs with `resize_tensor_input`); an
-            int or (height, width) fixes them. With ``batch_size=1`` the whole graph is static, which
-            lets XNNPACK delegate every node.
+            int or (height, width) fixes them. With ``batch_size=1`` the whole graph is static,
+            which lets XNNPACK delegate every node.
         batch_size: None = dynamic batch.
         int8_io: with "int8", make the input and output tensors int8 (else float32 with
             quantize/dequantize ops inside).
         strict_int8: with "int8", fail if any op has no int8 kernel instead of leaving it in float.
         preprocess: raw-pixel preprocessing for folders/uint8 data (default ImageNet mean/std).
         data_dir: tensorflow-datasets folder for "tfds:" sources.
-        verify: run the file with LiteRT on `verify_images` and compare with `model`; a failure
-            (non-finite outputs, or max abs diff above `tolerance`) raises `VerificationError` and
-            leaves `output_path` as it was.
+
+    An unknown mode, int8 without calibration images or int8 input/output without int8 raise
+    `ValueError` when the options are made.
+    """
+
+    quantize: str = "none"
+    representative_data: Any = None
+    num_calibration: int = DEFAULT_CALIBRATION_IMAGES
+    image_size: int | Sequence[int] | None = None
+    batch_size: int | None = None
+    int8_io: bool = False
+    strict_int8: bool = False
+    preprocess: Callable[[np.ndarray], np.ndarray] | None = None
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        check_quantize(self.quantize, self.representative_data, self.int8_io)
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifyOptions:
+    """How `convert_to_tflite` checks the file it made against the Keras model.
+
+    Attributes:
+        verify: run the file with LiteRT on `verify_images` and compare with the model; a failure
+            (non-finite outputs, or max abs diff above `tolerance`) raises `VerificationError`
+            and leaves the output path as it was.
         verify_images: images for verification; default: up to 4 calibration images, else seeded
-            random images at `image_size` (224x224 when dynamic).
+            random images at the conversion's image size (224x224 when dynamic).
         threads, runs: interpreter threads and timed runs for the latency in the report.
         tolerance: "auto" (1e-3 for "none", report-only for quantised modes), None, or a float.
         min_top1: if set, verification fails below this top-1 agreement.
+    """
+
+    verify: bool = True
+    verify_images: Any = None
+    threads: int | None = 2
+    runs: int = DEFAULT_RUNS
+    tolerance: float | str | None = "auto"
+    min_top1: float | None = None
+
+
+def convert_to_tflite(
+    model: Any,
+    output_path: str | os.PathLike,
+    *,
+    options: TFLiteOptions | None = None,
+    checks: VerifyOptions | None = None,
+    overwrite: bool = False,
+    **fields: Any,
+) -> ConversionResult:
+    """Convert `model` to a builtin-ops-only `.tflite` at `output_path`, then verify it.
+
+    Args:
+        model: a Keras model with one NHWC image input.
+        output_path: the `.tflite` file; written only if conversion and verification succeed.
+        options: quantization, calibration and input shape (`TFLiteOptions`).
+        checks: the verification (`VerifyOptions`).
         overwrite: replace a previous `.tflite` at `output_path` (recognised by its TFL3
             identifier). Anything else there is never replaced: `OutputRefusedError`, raised
             before any work. The new file is written beside and renamed into place.
+        **fields: any field of `TFLiteOptions` or `VerifyOptions` by name, replacing it in
+            `options` / `checks`: ``convert_to_tflite(model, "m.tflite", quantize="float16")``.
     """
-    check_quantize(quantize, representative_data, int8_io)
+    options, checks = replace_fields(
+        "convert_to_tflite", fields, options or TFLiteOptions(), checks or VerifyOptions()
+    )
     check_output(output_path, TFLITE, overwrite=overwrite)
-    size = image_size_pair(image_size)
-    spec = input_spec(model, size, batch_size)
-    if tolerance == "auto":
-        tolerance = DEFAULT_TOLERANCE[quantize]
+    size = image_size_pair(options.image_size)
+    spec = input_spec(model, size, options.batch_size)
     data_size = size or _built_size(spec)
-
-    calibration = None
-    if quantize == "int8":
-        calibration = load_images(
-            representative_data,
-            image_size=data_size,
-            limit=num_calibration,
-            preprocess=preprocess,
-            data_dir=data_dir,
-        )
-    samples = _verification_images(verify_images, calibration, data_size, spec, preprocess, verify, data_dir)
+    calibration = _calibration_images(options, data_size)
+    samples = _verification_images(checks, calibration, data_size, spec, options)
 
     start = time.perf_counter()
     with staged_output(output_path, TFLITE, overwrite=overwrite) as stage:
-        with scratch_folder(output_path, ".saved_model") as workdir:  # cleaned after a kill
-            saved_model = str(workdir / "saved_model")
-            export_saved_model(model, saved_model, image_size=size, batch_size=batch_size)
-            converter = _converter(saved_model, quantize, calibration, batch_size, int8_io, strict_int8)
-            flatbuffer = _convert(converter, quantize, strict_int8)
-        if strict_int8:
-            _check_all_int8(flatbuffer)
+        flatbuffer = _flatbuffer(model, output_path, options, size, calibration)
         seconds = time.perf_counter() - start
         stage.write_bytes(flatbuffer)
-        report = None
-        if verify:
-            report = verify_tflite(
-                stage,
-                model,
-                samples,
-                threads=threads,
-                runs=runs,
-                tolerance=tolerance,
-                min_top1=min_top1,
-                quantize=quantize,
-            )
-            report.path = os.fspath(output_path)
-            if not report.ok:
-                raise VerificationError(
-                    report,
-                    f"Verification of the {quantize} TFLite file failed: " + " ".join(report.failures),
-                )
+        report = _verify(stage, model, samples, checks, options.quantize, output_path)
     return ConversionResult(
         path=os.fspath(output_path),
-        quantize=quantize,
+        quantize=options.quantize,
         size_bytes=len(flatbuffer),
         input_shape=list(spec.shape),
-        int8_io=int8_io,
+        int8_io=options.int8_io,
         calibration_images=0 if calibration is None else len(calibration),
         conversion_seconds=seconds,
         verification=report,
     )
+
+
+def _calibration_images(options: TFLiteOptions, size: tuple[int, int] | None) -> np.ndarray | None:
+    if options.quantize != "int8":
+        return None
+    return load_images(
+        options.representative_data,
+        image_size=size,
+        limit=options.num_calibration,
+        preprocess=options.preprocess,
+        data_dir=options.data_dir,
+    )
+
+
+def _flatbuffer(
+    model: Any,
+    output_path: str | os.PathLike,
+    options: TFLiteOptions,
+    size: tuple[int, int] | None,
+    calibration: np.ndarray | None,
+) -> bytes:
+    """Keras -> SavedModel (in a scratch folder beside the output) -> TFLite flatbuffer."""
+    with scratch_folder(output_path, ".saved_model") as workdir:  # cleaned after a kill
+        saved_model = str(workdir / "saved_model")
+        export_saved_model(model, saved_model, image_size=size, batch_size=options.batch_size)
+        converter = _converter(
+            saved_model,
+            options.quantize,
+            calibration,
+            options.batch_size,
+            options.int8_io,
+            options.strict_int8,
+        )
+        flatbuffer = _convert(converter, options.quantize, options.strict_int8)
+    if options.strict_int8:
+        _check_all_int8(flatbuffer)
+    return flatbuffer
+
+
+def _verify(
+    stage: Any,
+    model: Any,
+    samples: np.ndarray | None,
+    checks: VerifyOptions,
+    quantize: str,
+    output_path: str | os.PathLike,
+) -> VerificationReport | None:
+    """The verification report of the staged file (None when skipped); a failure raises."""
+    if not checks.verify:
+        return None
+    tolerance = DEFAULT_TOLERANCE[quantize] if checks.tolerance == "auto" else checks.tolerance
+    report = verify_tflite(
+        stage,
+        model,
+        samples,
+        threads=checks.threads,
+        runs=checks.runs,
+        tolerance=tolerance,
+        min_top1=checks.min_top1,
+        quantize=quantize,
+    )
+    report.path = os.fspath(output_path)
+    if not report.ok:
+        raise VerificationError(
+            report, f"Verification of the {quantize} TFLite file failed: " + " ".join(report.failures)
+        )
+    return report
 
 
 def _built_size(spec: Any) -> tuple[int, int] | None:
@@ -271,19 +339,19 @@ def _built_size(spec: Any) -> tuple[int, int] | None:
 
 
 def _verification_images(
-    verify_images: Any,
+    checks: VerifyOptions,
     calibration: np.ndarray | None,
     size: tuple[int, int] | None,
     spec: Any,
-    preprocess: Any,
-    verify: bool,
-    data_dir: str | None = None,
+    options: TFLiteOptions,
 ) -> np.ndarray | None:
-    if not verify:
+    if not checks.verify:
         return None
     batch = spec.shape[0] or 1
-    if verify_images is not None:
-        images = load_images(verify_images, image_size=size, preprocess=preprocess, data_dir=data_dir)
+    if checks.verify_images is not None:
+        images = load_images(
+            checks.verify_images, image_size=size, preprocess=options.preprocess, data_dir=options.data_dir
+        )
     elif calibration is not None:
         images = calibration[: max(DEFAULT_VERIFY_IMAGES, batch)]
     else:

@@ -16,9 +16,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from keras_pvt.export._files import size_on_disk
-from keras_pvt.export.saved_model import SIGNATURE_KEY, serving_function
+from keras_pvt.export.signature import SIGNATURE_KEY, serving_function
 
 DEFAULT_RUNS = 10
 WARMUP_RUNS = 2
@@ -67,13 +68,13 @@ class VerificationReport:
 
 
 # ---------------------------------------------------------------------------------- comparison
-def keras_outputs(model: Any, images: np.ndarray) -> dict[str, np.ndarray]:
+def _keras_outputs(model: Any, images: np.ndarray) -> dict[str, np.ndarray]:
     """The Keras model's outputs (inference mode) as ``{name: array}``, as the exports name them."""
     outputs = serving_function(model)(images)
     return {name: np.asarray(value, dtype=np.float32) for name, value in outputs.items()}
 
 
-def compare(
+def _compare(
     reference: Mapping[str, np.ndarray], exported: Mapping[str, np.ndarray]
 ) -> tuple[dict[str, float], dict[str, float], float | None, list[str]]:
     """Per-output max / mean abs difference, top-1 agreement of class scores, and failures."""
@@ -295,8 +296,8 @@ def verify_tflite(
     images = np.asarray(images, np.float32)
     runner = TFLiteRunner(path, threads)
     exported = runner(images)
-    reference = keras_outputs(model, images)
-    max_diff, mean_diff, top1, failures = compare(reference, exported)
+    reference = _keras_outputs(model, images)
+    max_diff, mean_diff, top1, failures = _compare(reference, exported)
     latency = runner.latency_ms(images[0], runs)
     partitions, whole = runner.delegation()
     histogram, float_ops = analyze_ops(path)
@@ -343,8 +344,6 @@ def verify_saved_model(
     min_top1: float | None = None,
 ) -> VerificationReport:
     """Load `path` with ``tf.saved_model.load`` and compare its `serving_default` with `model`."""
-    import tensorflow as tf
-
     path = os.fspath(path)
     if not os.path.isdir(path):
         raise FileNotFoundError(f"SavedModel folder {path!r} does not exist.")
@@ -355,8 +354,8 @@ def verify_saved_model(
     batch = fixed_batch or len(images)
     chunks = [serve(images=tf.constant(images[i : i + batch])) for i in range(0, len(images), batch)]
     exported = {k: np.concatenate([np.asarray(c[k]) for c in chunks]) for k in chunks[0]}
-    reference = keras_outputs(model, images)
-    max_diff, mean_diff, top1, failures = compare(reference, exported)
+    reference = _keras_outputs(model, images)
+    max_diff, mean_diff, top1, failures = _compare(reference, exported)
     single = tf.constant(np.repeat(images[:1], fixed_batch or 1, axis=0))
     report = VerificationReport(
         path=path,

@@ -6,7 +6,7 @@ from keras_pvt.layers.drop_path import DropPath
 from keras_pvt.layers.mlp import ConvMlp
 from keras_pvt.layers.norm import LayerNorm
 from keras_pvt.layers.patch_embed import OverlapPatchEmbed
-from keras_pvt.layers.pooling import AdaptiveAveragePooling2D, adaptive_pool_matrix
+from keras_pvt.layers.pooling import AdaptiveAveragePooling2D
 from keras_pvt.layers.size_check import ImageSizeCheck
 
 __all__ = [
@@ -19,5 +19,4 @@ __all__ = [
     "PVTBlock",
     "PVTStage",
     "SpatialReductionAttention",
-    "adaptive_pool_matrix",
 ]

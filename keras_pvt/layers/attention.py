@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
+import functools
 from typing import Any
 
 import keras
 from keras import ops
 
-from keras_pvt.layers import fusion
-from keras_pvt.layers.activations import exact_gelu
+import keras_pvt.kernels as kernels
 from keras_pvt.layers.initializers import conv_kernel_initializer, dense_kernel_initializer
 from keras_pvt.layers.norm import LayerNorm
 from keras_pvt.layers.pooling import AdaptiveAveragePooling2D
@@ -80,10 +79,6 @@ class SpatialReductionAttention(keras.layers.Layer):
         if self.sr is not None:
             self.norm = LayerNorm(epsilon=REDUCTION_NORM_EPSILON, name="norm")
 
-    @property
-    def reduces(self) -> bool:
-        return self.sr is not None
-
     def build(self, input_shape: tuple) -> None:
         channels_last = (*input_shape[:-1], self.dim)
         self.q.build(input_shape)
@@ -98,22 +93,14 @@ class SpatialReductionAttention(keras.layers.Layer):
         if self.sr is None:
             return x
         if self.linear:
-            x = self.pool(x)
-        if fusion.active(training):
-            kernel = ops.cast(self.sr.kernel, x.dtype)
-            x = ops.conv(x, kernel, strides=self.sr.strides, padding="valid")
-            if self.linear:
-                return fusion.layer_norm_gelu(self.norm, x, self.sr.bias)
-            return fusion.layer_norm(self.norm, x, self.sr.bias)
-        x = self.norm(self.sr(x))
-        return exact_gelu(x) if self.linear else x
+            return kernels.conv_norm_gelu(self.sr, self.norm, self.pool(x), training)
+        return kernels.conv_norm(self.sr, self.norm, x, training)
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         _, height, width, _ = ops.shape(inputs)
         heads, head_dim = self.num_heads, self.head_dim
-        fused = fusion.active(training)
-        q = fusion.call_dense(self.q, inputs, fused) * ops.cast(self.scale, self.compute_dtype)
-        kv = fusion.call_dense(self.kv, self.reduce(inputs, training=training), fused)
+        q = kernels.dense(self.q, inputs, training) * ops.cast(self.scale, self.compute_dtype)
+        kv = kernels.dense(self.kv, self.reduce(inputs, training=training), training)
         keys, values = ops.split(kv, 2, axis=-1)
         tokens = ops.shape(kv)[1] * ops.shape(kv)[2]
         if heads == 1:
@@ -129,20 +116,12 @@ class SpatialReductionAttention(keras.layers.Layer):
             keys = ops.transpose(keys, (0, 2, 3, 1))  # (B, heads, head_dim, M)
             values = ops.transpose(values, (0, 2, 1, 3))  # (B, heads, M, head_dim)
 
-        if fused:
-            out = fusion.attention(q, keys, values)
-        else:
-            scores = ops.cast(ops.matmul(q, keys), "float32")  # softmax in float32 under mixed precision
-            with warnings.catch_warnings():
-                # A single key/value token (tiny inputs) is legitimate here, not the mistake Keras warns of.
-                warnings.filterwarnings("ignore", message="You are using a softmax over axis")
-                weights = ops.softmax(scores, axis=-1)
-            weights = self.attn_drop(ops.cast(weights, self.compute_dtype), training=training)
-            out = ops.matmul(weights, values)
+        dropout = functools.partial(self.attn_drop, training=training)
+        out = kernels.attention(q, keys, values, dropout, training)
         if heads > 1:
             out = ops.transpose(out, (0, 2, 1, 3))  # (B, N, heads, head_dim)
         out = ops.reshape(out, (-1, height, width, self.dim))
-        return self.proj_drop(fusion.call_dense(self.proj, out, fused), training=training)
+        return self.proj_drop(kernels.dense(self.proj, out, training), training=training)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return (*input_shape[:-1], self.dim)

@@ -6,7 +6,7 @@ from typing import Any
 
 import keras
 
-from keras_pvt.layers import fusion
+import keras_pvt.kernels as kernels
 from keras_pvt.layers.attention import SpatialReductionAttention
 from keras_pvt.layers.drop_path import DropPath
 from keras_pvt.layers.mlp import ConvMlp
@@ -72,11 +72,10 @@ class PVTBlock(keras.layers.Layer):
             layer.build(input_shape)
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
-        if fusion.active(training):
-            x, h = fusion.add_norm(self.norm2, inputs, self.attn(fusion.layer_norm(self.norm1, inputs)))
-            return x + self.mlp(h)
-        x = inputs + self.drop_path(self.attn(self.norm1(inputs), training=training), training=training)
-        return x + self.drop_path(self.mlp(self.norm2(x), training=training), training=training)
+        h = kernels.layer_norm(self.norm1, inputs, training)
+        y = self.drop_path(self.attn(h, training=training), training=training)
+        x, h = kernels.add_norm(self.norm2, inputs, y, training)
+        return x + self.drop_path(self.mlp(h, training=training), training=training)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return input_shape
@@ -158,12 +157,10 @@ class PVTStage(keras.layers.Layer):
         self.norm.build(shape)
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
-        x = self.patch_embed(inputs)
+        x = self.patch_embed(inputs, training=training)
         for block in self.blocks:
             x = block(x, training=training)
-        if fusion.active(training):
-            return fusion.layer_norm(self.norm, x)
-        return self.norm(x)
+        return kernels.layer_norm(self.norm, x, training)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return self.patch_embed.compute_output_shape(input_shape)

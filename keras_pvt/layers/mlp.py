@@ -7,9 +7,8 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_pvt.layers import fusion, training_kernels
+import keras_pvt.kernels as kernels
 from keras_pvt.layers.initializers import conv_kernel_initializer, dense_kernel_initializer
-from keras_pvt.layers.shifted_conv import shifted_depthwise_conv
 from keras_pvt.limits import check_arguments, check_parameters
 
 
@@ -52,22 +51,11 @@ class ConvMlp(keras.layers.Layer):
         self.fc2.build(hidden_shape)
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
-        if fusion.active(training):
-            x = fusion.dense(self.fc1, inputs)
-            if self.linear:
-                x = ops.relu(x)
-            kernel = ops.cast(self.dwconv.kernel, x.dtype)
-            x = ops.depthwise_conv(x, kernel, strides=1, padding="same")
-            return fusion.dense(self.fc2, fusion.bias_gelu(x, self.dwconv.bias))
-        x = fusion.call_dense(self.fc1, inputs, fused=False)
+        x = kernels.dense(self.fc1, inputs, training)
         if self.linear:
             x = ops.relu(x)
-        if fusion.xla_depthwise():
-            x = shifted_depthwise_conv(x, self.dwconv.kernel, self.dwconv.bias)
-        else:
-            x = self.dwconv(x)
-        x = self.drop(training_kernels.gelu(x, training=training), training=training)
-        return self.drop(fusion.call_dense(self.fc2, x, fused=False), training=training)
+        x = self.drop(kernels.depthwise_conv_gelu(self.dwconv, x, training), training=training)
+        return self.drop(kernels.dense(self.fc2, x, training), training=training)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return (*input_shape[:-1], self.out_dim)

@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_pvt.layers import training_kernels
+import keras_pvt.kernels as kernels
 
 
 @keras.saving.register_keras_serializable(package="keras_pvt")
@@ -18,8 +18,7 @@ class LayerNorm(keras.layers.LayerNormalization):
     mean (``-mean * inv + beta``); TFLite has no int8 NEG kernel, so every norm of a full-int8 model
     then falls back to float between QUANTIZE/DEQUANTIZE pairs. This form (with the default
     ``center=True``) needs only MUL, SUB and ADD.
-    Computed in float32 under mixed precision. While a TensorFlow training step is traced, the forward
-    and backward passes run as one XLA loop each (`keras_pvt.layers.training_kernels`).
+    Computed in float32 under mixed precision, by the `normalize` kernel (`keras_pvt.kernels`).
     """
 
     def __init__(self, epsilon: float = 1e-6, **kwargs: Any) -> None:
@@ -30,12 +29,6 @@ class LayerNorm(keras.layers.LayerNormalization):
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         x = ops.cast(inputs, "float32")
-        if self.scale and self.center and training_kernels.applies(training):
-            gamma, beta = ops.cast(self.gamma, "float32"), ops.cast(self.beta, "float32")
-            return ops.cast(training_kernels.layer_norm(x, gamma, beta, self.epsilon), self.compute_dtype)
-        mean, variance = ops.moments(x, axes=[-1], keepdims=True)
-        inv = ops.rsqrt(variance + self.epsilon)
-        if self.scale:
-            inv = inv * ops.cast(self.gamma, "float32")
-        shift = ops.cast(self.beta, "float32") - mean * inv if self.center else -(mean * inv)
-        return ops.cast(x * inv + shift, self.compute_dtype)
+        gamma = ops.cast(self.gamma, "float32") if self.scale else None
+        beta = ops.cast(self.beta, "float32") if self.center else None
+        return ops.cast(kernels.normalize(x, gamma, beta, self.epsilon, training), self.compute_dtype)

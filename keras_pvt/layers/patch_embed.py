@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-from keras import ops
 
-from keras_pvt.layers import fusion
+import keras_pvt.kernels as kernels
 from keras_pvt.layers.initializers import conv_kernel_initializer
 from keras_pvt.layers.norm import LayerNorm
 from keras_pvt.limits import check_arguments, check_parameters
@@ -48,12 +47,8 @@ class OverlapPatchEmbed(keras.layers.Layer):
         self.proj.build(padded)
         self.norm.build(self.proj.compute_output_shape(padded))
 
-    def call(self, inputs: Any) -> Any:
-        if fusion.active():
-            kernel = ops.cast(self.proj.kernel, inputs.dtype)
-            x = ops.conv(self.pad(inputs), kernel, strides=self.stride, padding="valid")
-            return fusion.layer_norm(self.norm, x, self.proj.bias)
-        return self.norm(self.proj(self.pad(inputs)))
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        return kernels.conv_norm(self.proj, self.norm, self.pad(inputs), training)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return self.proj.compute_output_shape(self.pad.compute_output_shape(input_shape))

@@ -7,6 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
+import keras_pvt.kernels as kernels
 from keras_pvt.input_checks import check_image_size, minimum_size_advice
 from keras_pvt.limits import check_arguments
 
@@ -17,9 +18,9 @@ class ImageSizeCheck(keras.layers.Layer):
 
     Below `PVTV2Config.min_input_size()` a PVT-v2 silently returns garbage or NaN. Sizes known when
     the model is built, called eagerly or traced raise `ValueError` then; sizes known only at run
-    time (TensorFlow graphs with None dims) fail the run with the same message, through one
-    TensorFlow assertion (`keras_pvt.tf_asserts`). XLA and TFLite drop that assertion: check the
-    size before calling such a compiled function (`compile_inference` does).
+    time (TensorFlow graphs with None dims) fail the run with the same message, through the
+    `assert_min_image_size` kernel (`keras_pvt.kernels`). XLA and TFLite drop that assertion: check
+    the size before calling such a compiled function (`compile_inference` does).
     """
 
     def __init__(self, min_size: int, **kwargs: Any) -> None:
@@ -30,12 +31,10 @@ class ImageSizeCheck(keras.layers.Layer):
         height, width = ops.shape(inputs)[1:3]
         static = [size if isinstance(size, int) else None for size in (height, width)]
         check_image_size(*static, self.min_size)
-        if None not in static or keras.backend.backend() != "tensorflow":
+        if None not in static:
             return inputs
-        from keras_pvt import tf_asserts  # TensorFlow: only for sizes known at run time
-
         message = "Images are too small: " + minimum_size_advice(self.min_size)
-        return tf_asserts.assert_min_image_size(inputs, self.min_size, message)
+        return kernels.assert_min_image_size(inputs, self.min_size, message)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         check_image_size(input_shape[1], input_shape[2], self.min_size)

@@ -1,22 +1,26 @@
-"""Training PVT-v2 with `model.fit`: the paper's recipe, `tf.distribute` strategies, resumable runs."""
+"""Training PVT-v2 with `model.fit`: the paper's recipe, `tf.distribute` strategies, resumable runs.
 
-from keras_pvt.schedules import WarmupCosine
+    from keras_pvt.training import train
+    result = train("b0", dataset="tf_flowers", weights="imagenet", epochs=5, batch_size=32)
+
+Options are grouped in `DataOptions` (the images), `Recipe` (the optimisation) and `RunOptions`
+(output, weights, epochs, precision, strategy); `train` takes each field as a keyword too.
+"""
+
 from keras_pvt.training.callbacks import TrainingDivergedError
-from keras_pvt.training.outputs import plot_history, read_history
-from keras_pvt.training.recipe import Recipe, no_decay_variables
+from keras_pvt.training.options import PRECISIONS, DataOptions, RunOptions
+from keras_pvt.training.recipe import Recipe
 from keras_pvt.training.strategy import STRATEGIES, get_strategy
-from keras_pvt.training.train import PRECISIONS, TrainResult, train
+from keras_pvt.training.train import TrainResult, train
 
 __all__ = [
     "PRECISIONS",
     "STRATEGIES",
+    "DataOptions",
     "Recipe",
+    "RunOptions",
     "TrainResult",
     "TrainingDivergedError",
-    "WarmupCosine",
     "get_strategy",
-    "no_decay_variables",
-    "plot_history",
-    "read_history",
     "train",
 ]

@@ -1,4 +1,5 @@
-"""Argument checks for training runs: a bad value is refused before any work, with the valid range."""
+"""Argument checks for training runs (`DataOptions`, `RunOptions`, `Recipe`): a bad value is refused
+before any work, with the valid range."""
 
 from __future__ import annotations
 
@@ -35,33 +36,6 @@ def number(
     if not math.isfinite(value) or outside or (below and value == maximum):
         raise ValueError(f"{name} must be {valid}, got {value}.")
     return value
-
-
-def run_arguments(
-    epochs: Any,
-    batch_size: Any,
-    image_size: Any,
-    steps_per_epoch: Any,
-    drop_path_rate: Any,
-    crop_scale: Any,
-    seed: Any,
-) -> None:
-    """Refuse out-of-range arguments of `keras_pvt.training.train` (and so of `keras-pvt train`)."""
-    integer("epochs", epochs)
-    integer("batch_size", batch_size)
-    integer("image_size", image_size)
-    if steps_per_epoch is not None:
-        integer("steps_per_epoch (None: one pass over the data)", steps_per_epoch)
-    if drop_path_rate is not None:
-        number("drop_path_rate (--drop-path)", drop_path_rate, 0.0, 1.0, below=True)
-    if seed is not None:
-        integer("seed", seed, 0, 2**32 - 1)
-    try:
-        low, high = crop_scale
-    except (TypeError, ValueError):
-        raise ValueError(f"crop_scale must be a pair (min, max), got {crop_scale!r}.") from None
-    number("crop_scale min", low, 0.0, 1.0, above=True)
-    number("crop_scale max", high, low, 1.0)
 
 
 def _range(minimum: float, maximum: float, above: bool, below: bool) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -14,19 +15,21 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from keras_pvt._keywords import replace_fields
 from keras_pvt.config import PVTV2Config
-from keras_pvt.data import DATASET_NAME, Pipelines, make_pipelines
+from keras_pvt.data import Pipelines, make_pipelines
 from keras_pvt.model import PVT_V2
 from keras_pvt.presets import DEFAULT_DROP_PATH, canonical_variant, get_config
 from keras_pvt.training import multi_worker, run_folder
+from keras_pvt.training.backup import RunState
 from keras_pvt.training.callbacks import EpochCheckpoint, StopOnNonFiniteLoss
-from keras_pvt.training.checks import run_arguments
+from keras_pvt.training.options import DataOptions, RunOptions
 from keras_pvt.training.outputs import plot_history, read_history
 from keras_pvt.training.recipe import Recipe
 from keras_pvt.training.run_folder import BEST_MODEL, CURVES, HISTORY
 from keras_pvt.training.strategy import get_strategy, is_chief
+from keras_pvt.weights import load_weights
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 MONITOR = "val_accuracy"
 
 
@@ -52,155 +55,68 @@ class TrainResult:
 def train(
     variant: str | PVTV2Config | Mapping[str, Any] = "b0",
     *,
-    dataset: str | Pipelines = DATASET_NAME,
-    output: str = "runs/pvt_v2",
-    weights: str | None = None,
-    image_size: int = 224,
-    epochs: int = 10,
-    batch_size: int = 64,
+    data: DataOptions | None = None,
     recipe: Recipe | None = None,
-    drop_path_rate: float | None = None,
-    precision: str = "float32",
-    jit_compile: bool = False,
-    strategy: str | tf.distribute.Strategy = "auto",
-    tpu: str | None = None,
-    resume: bool = True,
-    overwrite: bool = False,
-    data_dir: str | None = None,
-    download: bool = True,
-    augment: bool = True,
-    shuffle: bool = True,
-    val_from_train: bool = False,
-    crop_scale: tuple[float, float] = (0.35, 1.0),
-    cache: bool = False,
-    steps_per_epoch: int | None = None,
-    seed: int | None = 0,
+    run: RunOptions | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: str | int = "auto",
+    **options: Any,
 ) -> TrainResult:
-    """Train `variant` on `dataset` with the PVT-v2 recipe and write the run to `output`.
+    """Train `variant` on a dataset with the PVT-v2 recipe and write the run to a folder.
 
     Args:
         variant: preset name ("b0" ... "b5", "b2_li"), a `PVTV2Config` or its dict.
-        dataset: tfds name (e.g. "tf_flowers"), image folder (train/CLASS/*.jpg), the embedded
-            offline "keras_pvt_shapes[/64px]" (default), or ready `Pipelines`.
-        output: run folder: ``best.keras`` (best validation accuracy), ``history.csv``,
-            ``training_curves.png``, ``run.json``, ``logs/`` (TensorBoard, if installed) and
-            ``backup/`` (resume state while a run is unfinished). Every file is written beside
-            and renamed into place, so a killed run leaves no half-written file.
-        weights: start from "imagenet", a checkpoint file the builders accept, or a ``.keras``
-            model; the backbone is loaded and a new head sized for the dataset is initialised
-            (the head is kept too when a ``.keras`` model has the same number of classes).
-        image_size: training/evaluation resolution (any size >= the model's minimum).
-        epochs, batch_size: total epochs; global batch size (split over replicas).
+        data: the images and how they are fed (`DataOptions`: dataset, image_size, batch_size, ...).
         recipe: optimisation settings (`Recipe`: lr per 512 images, warmup, cosine, weight decay
             0.05 off for norms/biases, label smoothing 0.1, optional gradient clipping).
-        drop_path_rate: stochastic depth; default per variant (0.1 for b0-b2, 0.3 for b3-b5).
-        precision: "float32", "mixed_bfloat16" or "mixed_float16" (loss scaling added
-            automatically; attention softmax, norms and the classifier output stay float32).
-        jit_compile: compile train/eval steps with XLA.
-        strategy: "auto", "mirrored", "multi_worker" (``TF_CONFIG``), "tpu", or a strategy.
-        resume: continue an interrupted run in `output` from its last finished epoch; False
-            discards any backup and starts over.
-        overwrite: train again in an `output` that holds a finished run (refused otherwise, with
-            `ValueError`); only this package's files there are replaced.
-        augment, shuffle, val_from_train, crop_scale, cache: see `keras_pvt.data.make_pipelines`
-            (`val_from_train` selects the best epoch on 10% of ``train``, keeping ``test`` unseen).
-        steps_per_epoch: cap on steps per epoch (default: one pass over the training set).
+        run: output folder, starting weights, epochs, precision, strategy, resume (`RunOptions`).
         callbacks: extra Keras callbacks (run after the built-in ones).
+        verbose: `model.fit` verbosity.
+        **options: any field of `DataOptions` or `RunOptions` by name, replacing it in `data` /
+            `run`: ``train("b0", dataset="tf_flowers", weights="imagenet", epochs=5)``.
 
     Out-of-range arguments raise `ValueError` before any work; a NaN/infinite loss stops the run
     with `TrainingDivergedError`, keeping the epochs finished before it.
     """
+    data, run = replace_fields("train", options, data or DataOptions(), run or RunOptions())
     recipe = recipe or Recipe()
-    run_arguments(epochs, batch_size, image_size, steps_per_epoch, drop_path_rate, crop_scale, seed)
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
     config, variant_key = _resolve_config(variant)
+    drop_path_rate = run.drop_path_rate
     if drop_path_rate is None:
         drop_path_rate = DEFAULT_DROP_PATH.get(variant_key, config.drop_path_rate)
-    if isinstance(dataset, Pipelines):
-        image_size, batch_size = dataset.image_size, dataset.batch_size
-    minimum = config.min_input_size()
-    if image_size < minimum:
-        raise ValueError(
-            f"image_size {image_size} is too small for this PVT-v2: it needs at least {minimum}."
-        )
-    run_folder.refuse_finished(output, overwrite)
-
-    dist = strategy if isinstance(strategy, tf.distribute.Strategy) else get_strategy(strategy, tpu)
-    chief = is_chief(dist)
-    run_dir = output if chief else tempfile.mkdtemp(prefix="keras_pvt_worker_")
-    os.makedirs(run_dir, exist_ok=True)
-    backup_dir = os.path.join(output, "backup", *_worker_suffix(dist))
-    state = run_folder.prepare(run_dir, backup_dir, resume=resume and not overwrite, check_best=chief)
-
-    if seed is not None:
-        keras.utils.set_random_seed(seed)  # before the pipelines: same data order every run
-    pipes = (
-        dataset
-        if isinstance(dataset, Pipelines)
-        else make_pipelines(
-            dataset,
-            image_size=image_size,
-            batch_size=batch_size,
-            data_dir=data_dir,
-            download=download,
-            augment=augment,
-            shuffle=shuffle,
-            val_from_train=val_from_train,
-            crop_scale=crop_scale,
-            seed=seed,
-            cache=cache,
-        )
-    )
+    config = config.replace(drop_path_rate=drop_path_rate)
+    _check_image_size(config, data.image_size)
+    run_folder.refuse_finished(run.output, run.overwrite)
+    place = _place(run)
+    if run.seed is not None:
+        keras.utils.set_random_seed(run.seed)  # before the pipelines: same data order every run
+    pipes = _pipelines(data, run.seed)
     train_ds, val_ds = _one_hot(pipes.train, pipes.num_classes), _one_hot(pipes.val, pipes.num_classes)
-    steps = steps_per_epoch or pipes.steps_per_epoch
-    if steps_per_epoch:
+    steps = run.steps_per_epoch or pipes.steps_per_epoch
+    if run.steps_per_epoch:
         train_ds = train_ds.repeat()
-    if seed is not None:
-        keras.utils.set_random_seed(seed)  # same initial weights every run
+    if run.seed is not None:
+        keras.utils.set_random_seed(run.seed)  # same initial weights every run
 
     previous_policy = keras.mixed_precision.dtype_policy()
-    keras.mixed_precision.set_dtype_policy(precision)
+    keras.mixed_precision.set_dtype_policy(run.precision)
     try:
-        with dist.scope():
-            model = _build_model(config, pipes.num_classes, weights, drop_path_rate)
-            model.compile(
-                optimizer=recipe.optimizer(model, pipes.batch_size, steps, epochs),
-                loss=recipe.loss(),
-                metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-                jit_compile=jit_compile,
-            )
-            if isinstance(dist, tf.distribute.MultiWorkerMirroredStrategy):
+        with place.strategy.scope():
+            model = _build_model(config, pipes.num_classes, run.weights, variant_key)
+            _compile(model, recipe, run, pipes.batch_size, steps)
+            if isinstance(place.strategy, tf.distribute.MultiWorkerMirroredStrategy):
                 multi_worker.prepare(model, train_ds.element_spec)
-        checkpoint = EpochCheckpoint(run_dir, backup_dir, state, MONITOR)
-        run_folder.start(
-            run_dir,
-            {
-                "variant": variant_key,
-                "config": config.replace(drop_path_rate=drop_path_rate).to_dict(),
-                "dataset": dataset if isinstance(dataset, str) else "<pipelines>",
-                "class_names": pipes.class_names,
-                "image_size": pipes.image_size,
-                "batch_size": pipes.batch_size,
-                "epochs": epochs,
-                "precision": precision,
-                "strategy": type(dist).__name__,
-                "replicas": dist.num_replicas_in_sync,
-                "recipe": dataclasses.asdict(recipe),
-                "peak_lr": recipe.peak_lr(pipes.batch_size),
-                "weights": weights,
-            },
-        )
+        checkpoint = EpochCheckpoint(place.run_dir, place.backup_dir, place.state, MONITOR)
+        info = _run_info(variant_key, config, data, recipe, run, pipes, place.strategy)
+        run_folder.start(place.run_dir, info)
         try:
             model.fit(
                 train_ds,
                 validation_data=val_ds,
-                epochs=epochs,
+                epochs=run.epochs,
                 initial_epoch=checkpoint.state.epochs_done,
-                steps_per_epoch=steps if steps_per_epoch else None,
-                callbacks=[StopOnNonFiniteLoss(), checkpoint, *_tensorboard(run_dir), *callbacks],
+                steps_per_epoch=steps if run.steps_per_epoch else None,
+                callbacks=[StopOnNonFiniteLoss(), checkpoint, *_tensorboard(place.run_dir), *callbacks],
                 shuffle=False,  # the pipeline shuffles
                 verbose=verbose,
             )
@@ -208,37 +124,113 @@ def train(
             raise _explain_data_error(error) from error
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
-    return _finish(checkpoint, model, dist, pipes.class_names, output, run_dir, backup_dir)
+    return _finish(checkpoint, model, place, pipes.class_names, run.output)
+
+
+@dataclasses.dataclass
+class _Placement:
+    """Where a process of the run trains and writes: the strategy, its folder and resume state."""
+
+    strategy: tf.distribute.Strategy
+    run_dir: str  # the output folder (chief), or a temporary one (other workers)
+    backup_dir: str
+    state: RunState | None
+
+
+def _place(run: RunOptions) -> _Placement:
+    """Pick the strategy, make this process's folder and clean it, read the state to resume."""
+    strategy = run.strategy
+    if not isinstance(strategy, tf.distribute.Strategy):
+        strategy = get_strategy(strategy, run.tpu)
+    chief = is_chief(strategy)
+    run_dir = run.output if chief else tempfile.mkdtemp(prefix="keras_pvt_worker_")
+    os.makedirs(run_dir, exist_ok=True)
+    backup_dir = os.path.join(run.output, "backup", *_worker_suffix(strategy))
+    resume = run.resume and not run.overwrite
+    state = run_folder.prepare(run_dir, backup_dir, resume=resume, check_best=chief)
+    return _Placement(strategy, run_dir, backup_dir, state)
+
+
+def _pipelines(data: DataOptions, seed: int | None) -> Pipelines:
+    if isinstance(data.dataset, Pipelines):
+        return data.dataset
+    return make_pipelines(
+        data.dataset,
+        image_size=data.image_size,
+        batch_size=data.batch_size,
+        data_dir=data.data_dir,
+        download=data.download,
+        augment=data.augment,
+        shuffle=data.shuffle,
+        val_from_train=data.val_from_train,
+        crop_scale=data.crop_scale,
+        seed=seed,
+        cache=data.cache,
+    )
+
+
+def _compile(model: keras.Model, recipe: Recipe, run: RunOptions, batch_size: int, steps: int) -> None:
+    model.compile(
+        optimizer=recipe.optimizer(model, batch_size, steps, run.epochs),
+        loss=recipe.loss(),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        jit_compile=run.jit_compile,
+    )
+
+
+def _run_info(
+    variant_key: str,
+    config: PVTV2Config,
+    data: DataOptions,
+    recipe: Recipe,
+    run: RunOptions,
+    pipes: Pipelines,
+    strategy: tf.distribute.Strategy,
+) -> dict[str, Any]:
+    """What ``run.json`` records about the run."""
+    return {
+        "variant": variant_key,
+        "config": config.to_dict(),
+        "dataset": data.dataset if isinstance(data.dataset, str) else "<pipelines>",
+        "class_names": pipes.class_names,
+        "image_size": pipes.image_size,
+        "batch_size": pipes.batch_size,
+        "epochs": run.epochs,
+        "precision": run.precision,
+        "strategy": type(strategy).__name__,
+        "replicas": strategy.num_replicas_in_sync,
+        "recipe": dataclasses.asdict(recipe),
+        "peak_lr": recipe.peak_lr(pipes.batch_size),
+        "weights": run.weights,
+    }
 
 
 def _finish(
     checkpoint: EpochCheckpoint,
     model: keras.Model,
-    dist: tf.distribute.Strategy,
+    place: _Placement,
     class_names: list[str],
     output: str,
-    run_dir: str,
-    backup_dir: str,
 ) -> TrainResult:
     """Plot, load the best model, mark the run finished and delete its resume state."""
-    chief = run_dir == output
+    chief = place.run_dir == output
     history = read_history(checkpoint.history_path)
-    curves = plot_history(history, os.path.join(run_dir, CURVES)) if chief else None
+    curves = plot_history(history, os.path.join(place.run_dir, CURVES)) if chief else None
     best_model = model
     if os.path.exists(checkpoint.best_path):
-        with dist.scope(), warnings.catch_warnings():
+        with place.strategy.scope(), warnings.catch_warnings():
             # mixed_float16: the saved loss-scale optimizer has extra variables; weights load fine
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             best_model = keras.saving.load_model(checkpoint.best_path)
     state = checkpoint.state
     best_epoch = None if state.best_epoch is None else state.best_epoch + 1
     run_folder.finish(
-        run_dir,
-        backup_dir,
+        place.run_dir,
+        place.backup_dir,
         {"epochs_run": state.epochs_done, "best_epoch": best_epoch, f"best_{MONITOR}": state.best_value},
     )
     if not chief:
-        shutil.rmtree(run_dir, ignore_errors=True)  # the temporary folder made for this worker
+        shutil.rmtree(place.run_dir, ignore_errors=True)  # the temporary folder made for this worker
     _remove_if_empty(os.path.join(output, "backup"))  # each worker removed its own sub-folder
     return TrainResult(
         model=best_model,
@@ -261,39 +253,29 @@ def _resolve_config(variant: str | PVTV2Config | Mapping[str, Any]) -> tuple[PVT
     return get_config(variant), canonical_variant(variant)
 
 
-def _build_model(
-    config: PVTV2Config, num_classes: int, weights: str | None, drop_path_rate: float
-) -> keras.Model:
-    """A classifier for `num_classes`; backbone (and matching head) copied from `weights`."""
-    model = PVT_V2(config, classes=num_classes, drop_path_rate=drop_path_rate)
+def _check_image_size(config: PVTV2Config, image_size: int) -> None:
+    minimum = config.min_input_size()
+    if image_size < minimum:
+        raise ValueError(
+            f"image_size {image_size} is too small for this PVT-v2: it needs at least {minimum}."
+        )
+
+
+def _build_model(config: PVTV2Config, num_classes: int, weights: str | None, variant_key: str) -> keras.Model:
+    """A classifier for `num_classes`, its weights loaded from `weights` by the builders' loader
+    (`keras_pvt.weights.load_weights`): all of them when the saved head has `num_classes`
+    outputs, else the backbone's, with a new head."""
+    model = PVT_V2(config, classes=num_classes)
     if weights is None:
         return model
-    if weights.endswith(".keras"):
-        if not os.path.exists(weights):
-            raise FileNotFoundError(f"No such model file: {weights}")
-        source = keras.saving.load_model(weights)
-    else:
-        source = PVT_V2(config, include_top=False, weights=weights)
-    copied = 0
-    for layer in model.layers:
-        if not layer.weights:
-            continue
-        try:
-            other = source.get_layer(layer.name)
-        except ValueError:
-            continue
-        shapes = [tuple(w.shape) for w in layer.weights]
-        if [tuple(w.shape) for w in other.weights] == shapes:
-            layer.set_weights(other.get_weights())
-            copied += 1
-        elif layer.name != "head":
-            raise ValueError(
-                f"Layer {layer.name!r} of {weights!r} has weight shapes "
-                f"{[tuple(w.shape) for w in other.weights]}, the model expects {shapes}: the "
-                "checkpoint is for a different architecture; pick the matching variant."
-            )
-    if not copied:
-        raise ValueError(f"{weights!r} shares no layers with this PVT-v2; nothing was loaded.")
+    variant = None if variant_key == "custom" else variant_key
+    try:
+        with warnings.catch_warnings():  # Keras' note on the head it could not load: see below
+            warnings.filterwarnings("ignore", message="Skipping nested container")
+            load_weights(model, weights, config=config.replace(num_classes=num_classes), variant=variant)
+    except ValueError:  # the head does not fit (or nothing does: the backbone says so below)
+        backbone = keras.Model(model.inputs, model.get_layer("stage4").output, name=model.name)
+        load_weights(backbone, weights, config=config.replace(num_classes=0), variant=variant)
     return model
 
 
@@ -311,15 +293,13 @@ def _one_hot(dataset: tf.data.Dataset, num_classes: int) -> tf.data.Dataset:
 
 def _worker_suffix(strategy: tf.distribute.Strategy) -> list[str]:
     resolver = getattr(strategy, "cluster_resolver", None)
-    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-    if multi_worker and resolver is not None and resolver.task_type is not None:
+    several = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    if several and resolver is not None and resolver.task_type is not None:
         return [f"{resolver.task_type}_{resolver.task_id}"]
     return []
 
 
 def _tensorboard(run_dir: str) -> list[keras.callbacks.Callback]:
-    import importlib.util
-
     if importlib.util.find_spec("tensorboard") is None:
         return []
     return [keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"))]

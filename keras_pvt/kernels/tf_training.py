@@ -1,22 +1,26 @@
-"""Exact GELU and LayerNorm for TensorFlow training steps: forward and backward as one XLA loop each.
+"""The training table: exact GELU and LayerNorm whose forward and backward passes are one XLA loop each.
 
-In a plain TensorFlow graph the exact GELU, the LayerNorm and their autodiff gradients take five to
-ten elementwise passes each over the large stage-1 and stage-2 maps: about half of a B0 training step
-on CPU. Here each forward pass and a hand-written backward pass compile to one XLA loop. Same
-functions and gradients to float32 round-off. They apply only while tracing a TensorFlow graph in
-training mode (`model.fit`, `train_on_batch`, a custom `tf.function` step); eager calls, inference,
-export and other backends get the plain Keras ops.
+In a plain TensorFlow graph the exact GELU, the LayerNorm and their autodiff gradients take several
+elementwise passes each over the large stage-1 and stage-2 maps: a large share of a training step
+on CPU (measurements: `benchmarks/results/`). Here each forward pass and a hand-written backward
+pass compile to one XLA loop. Same functions and gradients to float32 round-off. The table applies
+only while a TensorFlow graph is traced in training mode (`model.fit`, `train_on_batch`, a custom
+`tf.function` step); eager calls, inference, export and other backends get the plain kernels.
+TensorFlow only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-import keras
+import tensorflow as tf
 from keras import ops
 
-from keras_pvt.layers.activations import exact_gelu, normal_cdf
+from keras_pvt.kernels import plain
+from keras_pvt.kernels.activations import exact_gelu, normal_cdf
+from keras_pvt.kernels.tf_plain import TF_PLAIN
 
 _INV_SQRT_2PI = 0.3989422804014327
 _KERNELS: dict[str, Callable] = {}
@@ -24,16 +28,12 @@ _KERNELS: dict[str, Callable] = {}
 
 def applies(training: bool | None) -> bool:
     """True while tracing a TensorFlow graph in training mode."""
-    if not training or keras.backend.backend() != "tensorflow":
-        return False
-    import tensorflow as tf
-
-    return not tf.executing_eagerly()
+    return bool(training) and not tf.executing_eagerly()
 
 
-def gelu(x: Any, training: bool | None = None) -> Any:
-    """`exact_gelu(x)`, with XLA-compiled forward and backward passes when tracing a TF training step."""
-    return _kernel("gelu")(x) if applies(training) else exact_gelu(x)
+def gelu(x: Any) -> Any:
+    """`exact_gelu(x)` with XLA-compiled forward and backward passes."""
+    return _kernel("gelu")(x)
 
 
 def layer_norm(x: Any, gamma: Any, beta: Any, epsilon: float) -> Any:
@@ -75,7 +75,6 @@ def layer_norm_gradient(x: Any, gamma: Any, epsilon: Any, dy: Any) -> tuple[Any,
 
 def _kernel(name: str) -> Callable:
     if not _KERNELS:
-        import tensorflow as tf
 
         def xla(fn: Callable) -> Callable:
             return tf.function(fn, jit_compile=True, autograph=False, reduce_retracing=True)
@@ -96,3 +95,18 @@ def _kernel(name: str) -> Callable:
 
         _KERNELS.update(gelu=xla_gelu, layer_norm=xla_layer_norm)
     return _KERNELS[name]
+
+
+def depthwise_conv_gelu(dwconv: Any, x: Any) -> Any:
+    return gelu(dwconv(x))
+
+
+def normalize(x: Any, gamma: Any, beta: Any, epsilon: float) -> Any:
+    if gamma is None or beta is None:
+        return plain.normalize(x, gamma, beta, epsilon)
+    return layer_norm(x, gamma, beta, epsilon)
+
+
+TF_TRAINING = dataclasses.replace(
+    TF_PLAIN, name="tf_training", depthwise_conv_gelu=depthwise_conv_gelu, normalize=normalize
+)

@@ -1,8 +1,8 @@
 """A 3x3 depthwise convolution written as nine shifted multiply-adds, for code that XLA compiles.
 
-XLA fuses the shifts into one loop over memory, while its own depthwise convolution is about 30x
-slower than TensorFlow's kernel on CPU. Each shift zero-pads only its own slice, so no padded copy
-of the input is ever materialised.
+XLA fuses the shifts into one loop over memory, while its own depthwise convolution is many times
+slower than TensorFlow's kernel on CPU (measurements: `benchmarks/results/`). Each shift zero-pads
+only its own slice, so no padded copy of the input is ever materialised.
 """
 
 from __future__ import annotations

@@ -1,14 +1,18 @@
-"""Run-time assertions inside TensorFlow graphs, for image sizes known only when the graph runs.
+"""The TensorFlow default table: the plain kernels, plus a run-time size assertion inside graphs.
 
-TensorFlow only, and deliberately small: `keras_pvt.layers` stays free of TensorFlow and calls this
-only for tensors whose height or width is unknown until run time (a `tf.function` with a relaxed
-signature, a SavedModel signature with None dims). XLA (``jit_compile``) and the TFLite converter
-drop assertions, so those paths rely on the trace-time check of static shapes instead.
+TensorFlow only. The image-size assertion is for tensors whose height or width is unknown until the
+graph runs (a `tf.function` with a relaxed signature, a SavedModel signature with None dims). XLA
+(``jit_compile``) and the TFLite converter drop assertions, so those paths rely on the trace-time
+check of static shapes instead.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import tensorflow as tf
+
+from keras_pvt.kernels.plain import PLAIN
 
 
 def assert_min_image_size(images: tf.Tensor, minimum: int, message: str) -> tf.Tensor:
@@ -22,3 +26,6 @@ def assert_min_image_size(images: tf.Tensor, minimum: int, message: str) -> tf.T
     check = tf.debugging.Assert(large_enough, [message, "Got images of shape", shape], summarize=4)
     with tf.control_dependencies([check]):
         return tf.identity(images)
+
+
+TF_PLAIN = dataclasses.replace(PLAIN, name="tf_plain", assert_min_image_size=assert_min_image_size)

@@ -18,7 +18,7 @@ def exact_gelu(x: Any) -> Any:
     """``0.5 * x * (1 + erf(x / sqrt(2)))``: PyTorch's `nn.GELU()` formula, not the tanh approximation.
 
     `keras.ops.gelu(x, approximate=False)` gives the same function through ``erfc`` on TensorFlow,
-    which costs about twice as much on CPU (XLA and plain kernels alike) for no accuracy gain here.
+    which is slower on CPU (XLA and plain kernels alike) for no accuracy gain here.
     """
     # Keep this exact expression: the TFLite converter matches it to one builtin GELU op. Written as
     # ``x * normal_cdf(x)`` it is not matched, and the model needs the non-builtin Erf op.
