@@ -170,8 +170,3 @@ def test_reference_initialisation():
     assert np.abs(fc1).max() <= 0.04 + 1e-6
     assert not stage.blocks[0].mlp.fc1.bias.numpy().any()
     assert (stage.norm.gamma.numpy() == 1).all() and not stage.norm.beta.numpy().any()
-
-
-def test_weights_none_builds_random_and_variant_builder_has_docs():
-    assert "keras.applications" in keras_pvt.PVTV2B2Li.__doc__
-    assert keras_pvt.PVTV2B2Li.__name__ == "PVTV2B2Li"

@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from keras_pvt._keras_private import outputs_structure
+
 SIGNATURE_KEY = "serving_default"
 INPUT_NAME = "images"
 
 
 def output_names(model: Any) -> list[str]:
     """Names of the model's outputs in the exported signature (dict keys or output layer names)."""
-    structure = getattr(model, "_outputs_struct", None)
+    structure = outputs_structure(model)
     if isinstance(structure, Mapping):
         return list(structure)
     names = list(getattr(model, "output_names", []) or [])

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from keras_pvt._litert_private import ops_details
 from keras_pvt.export._files import size_on_disk
 from keras_pvt.export.signature import SIGNATURE_KEY, serving_function
 
@@ -166,7 +167,7 @@ def analyze_ops(tflite: str | bytes) -> tuple[dict[str, int], dict[str, int]]:
     are the ops left unquantised (plus the QUANTIZE/DEQUANTIZE pairs around them).
     """
     interpreter = _interpreter(tflite, threads=1, delegates=False)
-    ops = interpreter._get_ops_details()
+    ops = ops_details(interpreter)
     counts = collections.Counter(op["op_name"] for op in ops)
     floats = collections.Counter(
         op["op_name"]
@@ -257,7 +258,7 @@ class TFLiteRunner:
     def delegation(self) -> tuple[int, bool]:
         """(partitions handed to the default delegate (XNNPACK on CPU), whether one partition
         runs the whole graph: it reads the model input and writes every model output)."""
-        nodes = [op for op in self.interpreter._get_ops_details() if op["op_name"] == "DELEGATE"]
+        nodes = [op for op in ops_details(self.interpreter) if op["op_name"] == "DELEGATE"]
         outputs = {int(d["index"]) for d in self.outputs.values()}
         whole = len(nodes) == 1 and (
             int(self.input["index"]) in set(nodes[0]["inputs"].tolist())

@@ -15,12 +15,13 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from keras_pvt._keras_private import build_training_state
+
 
 def prepare(model: keras.Model, element_spec: Any) -> None:
     """Build `model`'s weights, loss, metrics and optimizer from `element_spec` (call under the
     strategy scope, after `compile`) and patch its train/test steps as described above."""
-    model._symbolic_build(data_batch=element_spec)
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    build_training_state(model, element_spec)
     model.train_step = _with_replica_axis(model.train_step)
     model.test_step = _with_replica_axis(model.test_step)
 
