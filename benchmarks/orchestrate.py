@@ -13,14 +13,19 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-WORKERS = {"keras_pvt": "worker_keras_pvt.py", "timm": "worker_timm.py", "kecam": "worker_kecam.py"}
+WORKERS = {
+    "keras_pvt": "worker_keras_pvt.py",
+    "keras_pvt_backend": "worker_keras_pvt_backend.py",  # keras-pvt on JAX or PyTorch
+    "timm": "worker_timm.py",
+    "kecam": "worker_kecam.py",
+}
 PREFIX = "@@ "
 SETTLE_S = 0.5  # pause before each timed run, so one worker's idle threads never overlap the next one
 
 
 def interpreters(peers: Path) -> dict[str, Path]:
     """Python executable per implementation; peers whose venv is missing are left out."""
-    found = {"keras_pvt": Path(sys.executable)}
+    found = {"keras_pvt": Path(sys.executable), "keras_pvt_backend": Path(sys.executable)}
     for impl in ("timm", "kecam"):
         python = peers / impl / "bin" / "python"
         if python.exists():

@@ -267,6 +267,33 @@ def bf16_section(run: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+BACKEND_ROWS = (
+    ("tensorflow", "TensorFlow, `compile_inference`"),
+    ("tensorflow_tf_function", "TensorFlow, plain `tf.function`"),
+    ("jax", "JAX, `compile_inference` (jit, shifted depthwise conv)"),
+    ("jax_plain", "JAX, jit of the plain kernels"),
+    ("torch", "PyTorch, `compile_inference` (no_grad)"),
+    ("torch_plain", "PyTorch, the model called as is"),
+)
+
+
+def backends_section(run: dict[str, Any]) -> list[str]:
+    """B0 on Keras' three backends: ms per batch of 1 and of 16 images (median, min-max)."""
+    if "backends_b0" not in run["results"]:
+        return []
+    lines = [
+        "## keras-pvt B0 on each Keras backend, 224x224 (ms per batch: median (min-max))",
+        "",
+        "| backend, path | batch 1 | batch 16 |",
+        "|---|---|---|",
+    ]
+    one, sixteen = ({"batch": b, "size": 224} for b in (1, 16))
+    for label, title in BACKEND_ROWS:
+        cells = [_cell(run, "backends_b0", params).get(label) for params in (one, sixteen)]
+        lines.append(f"| {title} | {_ms(cells[0])} | {_ms(cells[1])} |")
+    return [*lines, ""]
+
+
 def _speedup(after: dict[str, Any], before: dict[str, Any]) -> tuple[str, str]:
     """Median-time ratio before / after (>1: the working tree is faster) and its range over rounds."""
     if "median_s" not in after or "median_s" not in before:
@@ -352,6 +379,7 @@ def write_reports(run: dict[str, Any], output: Path) -> list[Path]:
         + tflite_section(run, targets)
         + memory_section(run, targets)
         + bf16_section(run)
+        + backends_section(run)
         + baseline_section(run)
     )
     scaling, plot = scaling_section(run, output)

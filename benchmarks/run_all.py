@@ -1,6 +1,6 @@
 """Side-by-side benchmarks of keras-pvt against timm and keras-cv-attention-models (`make bench`).
 
-    python benchmarks/run_all.py [--quick] [--only infer,train,tflite,memory,scaling,bf16]
+    python benchmarks/run_all.py [--quick] [--only infer,train,tflite,memory,scaling,bf16,segmentation]
                                  [--baseline REV] [--peers /tmp/pvt-peers] [--output benchmarks/results]
 
 Every implementation runs in its own process and virtual environment (the peers come from
@@ -41,7 +41,7 @@ from machine import machine_info  # noqa: E402
 from orchestrate import Contestant, compare, interpreters  # noqa: E402
 from report import BASELINE_SUFFIX, write_reports  # noqa: E402
 
-GROUPS = ("infer", "train", "tflite", "memory", "scaling", "bf16")
+GROUPS = ("infer", "train", "tflite", "memory", "scaling", "bf16", "segmentation", "backends")
 REPO = HERE.parent
 
 
@@ -189,6 +189,38 @@ def bench_bf16(bench: Bench, results: dict[str, Any]) -> None:
     )
 
 
+def bench_segmentation(bench: Bench, results: dict[str, Any]) -> None:
+    print("TFLite Semantic FPN b0 at 256 and 512 (segmentation_tflite.py)", flush=True)
+    rounds = ["--rounds", "2", "--invokes", "3"] if bench.quick else []
+    command = [sys.executable, str(HERE / "segmentation_tflite.py"), "--out", str(bench.args.output), *rounds]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    path = bench.args.output / "segmentation_tflite.json"
+    results["segmentation_tflite"] = (
+        json.loads(path.read_text()) if done.returncode == 0 else {"error": done.stderr[-2000:]}
+    )
+
+
+def bench_backends(bench: Bench, results: dict[str, Any]) -> None:
+    """B0 inference on Keras' three backends, each `compile_inference` beside its plain call."""
+    print("inference b0 on TensorFlow, JAX and PyTorch", flush=True)
+    task = {"task": "infer", "variant": "b0"}
+    contestants = [
+        Contestant("tensorflow", "keras_pvt", {**task, "mode": "compiled"}),
+        Contestant("tensorflow_tf_function", "keras_pvt", {**task, "mode": "tf_function"}),
+        *(
+            Contestant(f"{backend}{suffix}", "keras_pvt_backend", {**task, "backend": backend, "mode": mode})
+            for backend in ("jax", "torch")
+            for suffix, mode in (("", "compiled"), ("_plain", "plain"))
+        ),
+    ]
+    params = [{"batch": 1, "size": 224}, {"batch": 16, "size": 224}]
+    iters = {
+        json.dumps(params[0], sort_keys=True): 2 if bench.quick else 8,
+        json.dumps(params[1], sort_keys=True): 1 if bench.quick else 2,
+    }
+    results["backends_b0"] = bench.compare(contestants, params, bench.rounds, iters)
+
+
 GROUP_RUNNERS = {
     "infer": bench_infer,
     "train": bench_train,
@@ -196,6 +228,8 @@ GROUP_RUNNERS = {
     "memory": bench_memory,
     "scaling": bench_scaling,
     "bf16": bench_bf16,
+    "segmentation": bench_segmentation,
+    "backends": bench_backends,
 }
 
 

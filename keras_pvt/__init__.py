@@ -14,8 +14,11 @@ from keras_pvt.model import (
     PVTV2B4,
     PVTV2B5,
     PVTV2B2Li,
+    pyramid_outputs,
 )
+from keras_pvt.preset_files import from_preset, save_to_preset
 from keras_pvt.presets import PRESETS, get_config
+from keras_pvt.segmentation import SemanticFPN
 
 __version__ = "0.1.0"
 
@@ -40,13 +43,17 @@ __all__ = [
     "PVT_V2",
     "PVTV2B2Li",
     "PVTV2Config",
+    "SemanticFPN",
     "__version__",
     "compile_inference",
     "decode_predictions",
     "from_checkpoint",
+    "from_preset",
     "get_config",
     "layers",
     "preprocess_input",
+    "pyramid_outputs",
+    "save_to_preset",
     "schedules",
     "train",
 ]

@@ -28,3 +28,13 @@ def build_training_state(model: keras.Model, element_spec: Any) -> None:
     (`Trainer._maybe_symbolic_build` made a no-op on this instance)."""
     model._symbolic_build(data_batch=element_spec)
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+
+def resize_bilinear(images: Any, size: tuple[Any, Any]) -> Any:
+    """`keras.ops.image.resize(images, size, "bilinear")` (half-pixel centres, no antialias) through
+    the backend's own resize (`keras.src.backend.image.resize`): the public op tests
+    ``size[0] <= 0`` in Python, which fails in a TensorFlow graph whose height and width are known
+    only at run time (a SavedModel or TFLite export of any size)."""
+    from keras.src import backend
+
+    return backend.image.resize(images, size, interpolation="bilinear", antialias=False)

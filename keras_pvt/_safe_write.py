@@ -38,6 +38,8 @@ SAVED_MODEL_ENTRIES = {
     "keras_metadata.pb",
 }
 MAX_REPORT_BYTES = 16 * 2**20
+PRESET_FILES = {"config.json", "metadata.json", "model.weights.h5"}
+PRESET_FORMAT = "keras-pvt-preset"  # the "format" entry of a preset's metadata.json
 _ASIDE = ".old"  # suffix of a previous output folder renamed aside during a swap
 
 
@@ -66,6 +68,20 @@ def _is_keras_archive(path: Path) -> bool:
 def _is_hdf5(path: Path) -> bool:
     with path.open("rb") as handle:
         return handle.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE
+
+
+def _is_preset(path: Path) -> bool:
+    """A keras-pvt preset folder: exactly its three files, metadata.json naming our format."""
+    if {entry.name for entry in path.iterdir()} != PRESET_FILES:
+        return False
+    metadata = path / "metadata.json"
+    if not metadata.is_file() or metadata.stat().st_size > MAX_REPORT_BYTES:
+        return False
+    try:
+        data = json.loads(metadata.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and data.get("format") == PRESET_FORMAT
 
 
 def _is_export_report(path: Path) -> bool:
@@ -121,6 +137,14 @@ KERAS_WEIGHTS = OutputKind(
     example="model.weights.h5",
     proof="the HDF5 signature",
     recognise=_is_hdf5,
+)
+PRESET = OutputKind(
+    name="keras-pvt preset folder",
+    directory=True,
+    suffix="",
+    example="pvt_v2_preset",
+    proof=f"config.json, metadata.json (format {PRESET_FORMAT!r}) and model.weights.h5 only",
+    recognise=_is_preset,
 )
 EXPORT_REPORT = OutputKind(
     name="export report",

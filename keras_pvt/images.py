@@ -1,5 +1,8 @@
 """Images in keras-pvt: file suffixes, image sizes and the ImageNet normalisation, in one place.
 
+The normalisation as a function (`preprocess_input`), as the layer `include_preprocessing=True`
+puts in a model (`pixel_normalization`), and the test whether a model has it (`takes_raw_pixels`).
+
 NumPy and `keras.ops` only; the `tf.data` transforms (`keras_pvt.data.preprocess`) and the image
 loaders of the exports (`keras_pvt.export.images`) build on this module.
 """
@@ -9,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -57,12 +61,17 @@ def preprocess_input(
     *,
     mean: float | Sequence[float] | None = None,
     std: float | Sequence[float] | None = None,
+    model: Any = None,
 ) -> Any:
     """Normalise images in [0, 255] the way the ImageNet PVT-v2 weights were trained.
 
-    ``(x / 255 - mean) / std`` per channel ("torch" mode of `keras.applications`). The models do NOT
-    normalise internally: call this on images before `model.predict` when using ImageNet or
-    converted PyTorch weights. The statistics (see `normalization_stats`):
+    ``(x / 255 - mean) / std`` per channel ("torch" mode of `keras.applications`). Models built
+    with the default ``include_preprocessing=False`` do not normalise internally: call this on
+    images before `model.predict`. Pass ``model=`` to get what that model takes, so images are
+    never normalised twice: a pass-through (float32, values unchanged) for a model that normalises
+    itself (``include_preprocessing=True``, see `takes_raw_pixels`), else the normalisation; with
+    ``model=``, NumPy images with values below 0 (normalised already) are refused. The statistics
+    (see `normalization_stats`):
 
     * 3 channels (RGB): the ImageNet mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225);
     * any other count (grey, RGB-D, multispectral): the mean of those RGB values, 0.449 and 0.226,
@@ -76,6 +85,7 @@ def preprocess_input(
             tensor. Integer inputs are converted to float32.
         data_format: "channels_last" (the default and the only layout keras-pvt models take).
         mean, std: override of the per-channel statistics, in [0, 1] units.
+        model: the keras-pvt model the images are for (see above).
 
     Returns:
         float32 images of the same shape: a NumPy array for NumPy/list input, otherwise a tensor.
@@ -88,6 +98,17 @@ def preprocess_input(
     numpy_input = isinstance(x, (np.ndarray, list, tuple)) or np.isscalar(x)
     if numpy_input:
         x = np.asarray(x, dtype=np.float32)
+    if model is not None:
+        if numpy_input:
+            _refuse_normalised(x)
+        if takes_raw_pixels(model):
+            if mean is not None or std is not None:
+                raise ValueError(
+                    f"Model {model.name!r} normalises its inputs itself (include_preprocessing=True) "
+                    "with the statistics it was built with; `mean` / `std` would not be used. Drop "
+                    "them, or build the model with include_preprocessing=False."
+                )
+            return x if numpy_input else ops.cast(x, "float32")
     shape = tuple(x.shape)
     _check_channels_last(shape, custom=mean is not None or std is not None)
     mean_01, std_01 = normalization_stats(shape[-1], mean=mean, std=std)
@@ -96,6 +117,48 @@ def preprocess_input(
         return (x - scaled_mean) / scaled_std
     x = ops.cast(x, "float32")
     return (x - ops.convert_to_tensor(scaled_mean)) / ops.convert_to_tensor(scaled_std)
+
+
+def pixel_normalization(channels: int, name: str | None = None) -> keras.layers.Normalization:
+    """The Keras layer computing `preprocess_input` for `channels`-channel images in [0, 255].
+
+    A `keras.layers.Normalization` with the `normalization_stats` of `channels` scaled to pixel
+    units (no weights: nothing to load from a checkpoint), as `include_preprocessing=True` puts
+    at the start of a model. Statistics equal for every channel (any count but 3) are stored as
+    one number, so the layer also takes an RGB twin of the model (`keras_pvt.weights` builds one
+    to load RGB Keras weight files).
+    """
+    mean_01, std_01 = normalization_stats(channels)
+    mean, std = mean_01 * np.float32(255.0), std_01 * np.float32(255.0)
+    variance = std.astype(np.float64) ** 2
+    if channels != RGB_CHANNELS:
+        return keras.layers.Normalization(
+            axis=-1, mean=float(mean[0]), variance=float(variance[0]), name=name
+        )
+    return keras.layers.Normalization(axis=-1, mean=mean.tolist(), variance=variance.tolist(), name=name)
+
+
+def takes_raw_pixels(model: Any) -> bool:
+    """Whether `model` normalises its inputs itself: an integer input, or a Rescaling or
+    Normalization layer (nested models included), as `include_preprocessing=True` adds."""
+    inputs = getattr(model, "inputs", None) or []
+    if inputs and keras.backend.standardize_dtype(inputs[0].dtype).startswith(("int", "uint")):
+        return True
+    preprocessing = (keras.layers.Rescaling, keras.layers.Normalization)
+    return any(
+        isinstance(layer, preprocessing) or (isinstance(layer, keras.Model) and takes_raw_pixels(layer))
+        for layer in getattr(model, "layers", [])
+    )
+
+
+def _refuse_normalised(x: np.ndarray) -> None:
+    """ValueError if NumPy images have values below 0: they are normalised already, not pixels."""
+    if x.size and float(np.min(x)) < 0:
+        raise ValueError(
+            f"preprocess_input(..., model=...) got images with values down to {float(np.min(x)):.3g}: "
+            "they look normalised already (pixels are in [0, 255]). Pass the raw pixels; "
+            "normalising twice gives wrong predictions."
+        )
 
 
 def normalization_stats(

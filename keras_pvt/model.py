@@ -1,233 +1,230 @@
-"""Functional builder of PVT-v2 models and the per-variant entry points (`PVTV2B0` ... `PVTV2B5`)."""
+"""The PVT-v2 variants as `keras.applications`-style builders: `PVTV2B0` ... `PVTV2B5`, `PVTV2B2Li`.
+
+Each is a plain function with the `keras.applications` arguments and one shared docstring
+(`BASE_DOCSTRING`, filled per variant); all build through `PVT_V2` (`keras_pvt.builder`, also
+importable from here).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import keras
 
-from keras_pvt.config import PVTV2Config
-from keras_pvt.input_checks import check_image_size
-from keras_pvt.layers import ImageSizeCheck, PVTStage
-from keras_pvt.presets import canonical_variant, get_config
-from keras_pvt.weights import check_weights, load_weights
+from keras_pvt.builder import PVT_V2, pyramid_outputs
+from keras_pvt.presets import VARIANTS
 
-FIRST_STRIDE = 4
-LATER_PATCH_SIZE = 3
-LATER_STRIDE = 2
+__all__ = [
+    "BASE_DOCSTRING",
+    "PVTV2B0",
+    "PVTV2B1",
+    "PVTV2B2",
+    "PVTV2B3",
+    "PVTV2B4",
+    "PVTV2B5",
+    "PVT_V2",
+    "PVTV2B2Li",
+    "pyramid_outputs",
+]
+
+InputShape = tuple[int | None, int | None, int] | None
+
+BASE_DOCSTRING = """Instantiates the {label} architecture (Pyramid Vision Transformer v2).
+
+Reference: Wang et al., "PVT v2: Improved Baselines with Pyramid Vision Transformer"
+(Computational Visual Media, 2022; https://arxiv.org/abs/2106.13797). The ImageNet-1k weights
+are timm's release of the official checkpoint, downloaded once and hash-checked
+(`keras_pvt.pretrained`); {label} has {params:,} parameters with its 1000-class head.
+
+Input: channels-last (NHWC) images of any size of at least the architecture's minimum (29x29
+pixels for the preset variants), any channel count. By default (`include_preprocessing=False`)
+the model expects images normalised with `keras_pvt.preprocess_input` (ImageNet mean/std, timm's
+convention); with `include_preprocessing=True` it takes raw pixels in [0, 255] (float or uint8)
+and normalises them itself, as `keras.applications.ConvNeXtTiny` does. keras.applications
+defaults to True; keras-pvt defaults to False because its data pipelines, checkpoints, exports and
+saved models all take normalised images. `keras_pvt.preprocess_input(images, model=model)` gives
+the right input for either kind.
+
+Args:
+    include_top: end with the ImageNet classifier (final norm, mean over tokens, Dense).
+        Defaults to True.
+    weights: None (random initialisation), "imagenet" (needs the checkpoint online or in the
+        cache), or the path of a checkpoint (`.safetensors`, `.pth`, `.npz`, `.weights.h5`,
+        `.keras`; official, timm or Hugging Face naming). Defaults to "imagenet".
+    input_tensor: optional Keras tensor (e.g. the output of `keras.Input()`) to use as the
+        model's input.
+    input_shape: optional (height, width, channels); None sizes accept any size. Defaults to
+        (None, None, 3). Other channel counts take RGB weights with the first layer adapted.
+    pooling: with `include_top=False`: None (the last stage map, (B, H/32, W/32, {width})),
+        "avg" or "max" (a pooled (B, {width}) vector).
+    classes: classifier width, with `include_top=True`; `weights="imagenet"` needs 1000.
+        Defaults to 1000.
+    classifier_activation: activation of the classifier output (a name, a callable or None
+        for logits). Defaults to "softmax".
+    include_preprocessing: put the ImageNet normalisation inside the model (see above).
+        Defaults to False.
+    name: the model name. Defaults to "{default_name}".
+    features_only: return the four stage maps as a dict {{"stage1": (B, H/4, W/4, C1), ...,
+        "stage4": (B, H/32, W/32, C4)}} instead (for dense heads; keras-hub's "P2" ... "P5"
+        names via `keras_pvt.pyramid_outputs(model)` or `PVT_V2(..., feature_names="pyramid")`).
+        Defaults to False.
+    drop_path_rate: stochastic depth rate of the last block (linear from 0). Defaults to 0.0;
+        the ImageNet training recipe used {drop_path_rate}.
+
+Returns:
+    A functional `keras.Model`.
+"""
 
 
-def PVT_V2(
-    config: PVTV2Config | Mapping[str, Any] | str = "b0",
-    *,
+def _build(variant: str, arguments: dict[str, Any]) -> keras.Model:
+    """`PVT_V2` of `variant` with a builder's arguments (its `locals()`)."""
+    return PVT_V2(variant, **arguments)
+
+
+def PVTV2B0(
     include_top: bool = True,
-    weights: str | None = None,
+    weights: str | None = "imagenet",
     input_tensor: Any = None,
-    input_shape: tuple[int | None, int | None, int] | None = None,
+    input_shape: InputShape = None,
     pooling: str | None = None,
-    classes: int | None = None,
+    classes: int = 1000,
     classifier_activation: str | None = "softmax",
-    name: str | None = None,
+    *,
+    include_preprocessing: bool = False,
+    name: str = "pvt_v2_b0",
     features_only: bool = False,
-    drop_path_rate: float | None = None,
+    drop_path_rate: float = 0.0,
 ) -> keras.Model:
-    """Build a PVT-v2 as a functional `keras.Model` (NHWC input, any spatial size by default).
-
-    Args:
-        config: a `PVTV2Config`, its dict form, or a preset name ("b0" ... "b5", "b2_li").
-        include_top: end with the classifier (final stage norm, mean over tokens, dropout, Dense).
-        weights: None (random init), "imagenet", or a path to a checkpoint (`.safetensors`, `.pth`,
-            `.npz`, `.weights.h5`); see `keras_pvt.weights`.
-        input_tensor: optional Keras tensor to use as the model input.
-        input_shape: (height, width, channels); None dims accept any size. Default
-            ``(None, None, in_channels)``: one model for every square or non-square size. Any
-            channel count builds (it replaces ``config.in_channels``); RGB weights then load with
-            their first layer adapted (see `keras_pvt.weights.load_weights`).
-        pooling: with ``include_top=False`` (and not `features_only`): None returns the last stage
-            map (B, H/32, W/32, C), "avg" or "max" a pooled vector.
-        classes: classifier width; defaults to ``config.num_classes``. 0 means no head.
-        classifier_activation: activation of the classifier output (computed in float32).
-        name: model name; defaults to "pvt_v2" or "pvt_v2_<variant>".
-        features_only: return the stage maps (after each stage's LayerNorm) as a dict
-            ``{"stage1": (B, H/4, W/4, C1), ..., "stage4": (B, H/32, W/32, C4)}``.
-        drop_path_rate: override the config's stochastic depth rate.
-
-    The model expects images normalised with `keras_pvt.preprocess_input` (ImageNet mean/std).
-    """
-    variant, config = _resolve_config(config)
-    config = _with_overrides(config, classes, drop_path_rate, head=include_top and not features_only)
-    if pooling not in (None, "avg", "max"):
-        raise ValueError(f"`pooling` must be None, 'avg' or 'max', got {pooling!r}.")
-    check_weights(weights, config, variant)  # before building: a bad `weights` fails fast
-
-    inputs = _model_input(config, input_tensor, input_shape)
-    if inputs.shape[-1] != config.in_channels:  # the input decides, as in keras.applications
-        config = config.replace(in_channels=int(inputs.shape[-1]))
-    features = _stages(config, inputs)
-    if features_only:
-        outputs: Any = features
-    else:
-        outputs = _top(config, features["stage4"], pooling, classifier_activation)
-    default_name = f"pvt_v2_{variant}" if variant else "pvt_v2"
-    model = keras.Model(_source_inputs(input_tensor, inputs), outputs, name=name or default_name)
-    if weights is not None:
-        load_weights(model, weights, config=config, variant=variant)
-    return model
+    return _build("b0", locals())
 
 
-def _resolve_config(config: PVTV2Config | Mapping[str, Any] | str) -> tuple[str | None, PVTV2Config]:
-    """The preset name (None for a custom config) and the config."""
-    if isinstance(config, str):
-        return canonical_variant(config), get_config(config)
-    if isinstance(config, Mapping):
-        return None, PVTV2Config.from_dict(config)
-    if not isinstance(config, PVTV2Config):
-        raise TypeError(f"`config` must be a PVTV2Config, a dict or a preset name, got {config!r}.")
-    return None, config
+def PVTV2B1(
+    include_top: bool = True,
+    weights: str | None = "imagenet",
+    input_tensor: Any = None,
+    input_shape: InputShape = None,
+    pooling: str | None = None,
+    classes: int = 1000,
+    classifier_activation: str | None = "softmax",
+    *,
+    include_preprocessing: bool = False,
+    name: str = "pvt_v2_b1",
+    features_only: bool = False,
+    drop_path_rate: float = 0.0,
+) -> keras.Model:
+    return _build("b1", locals())
 
 
-def _with_overrides(
-    config: PVTV2Config, classes: int | None, drop_path_rate: float | None, *, head: bool
-) -> PVTV2Config:
-    changes: dict[str, Any] = {}
-    if classes is not None:
-        changes["num_classes"] = classes
-    if drop_path_rate is not None:
-        changes["drop_path_rate"] = drop_path_rate
-    if not head:
-        changes["num_classes"] = 0
-    return config.replace(**changes) if changes else config
+def PVTV2B2(
+    include_top: bool = True,
+    weights: str | None = "imagenet",
+    input_tensor: Any = None,
+    input_shape: InputShape = None,
+    pooling: str | None = None,
+    classes: int = 1000,
+    classifier_activation: str | None = "softmax",
+    *,
+    include_preprocessing: bool = False,
+    name: str = "pvt_v2_b2",
+    features_only: bool = False,
+    drop_path_rate: float = 0.0,
+) -> keras.Model:
+    return _build("b2", locals())
 
 
-def _stages(config: PVTV2Config, inputs: Any) -> dict[str, Any]:
-    """The size check and the four stages; each stage's (normed) map by name."""
-    x = ImageSizeCheck(config.min_input_size(), name="image_size_check")(inputs)
-    features = {}
-    for i, rate_slice in enumerate(_split_rates(config)):
-        x = PVTStage(
-            config.embed_dims[i],
-            config.depths[i],
-            config.num_heads[i],
-            mlp_ratio=config.mlp_ratios[i],
-            sr_ratio=config.sr_ratios[i],
-            linear=config.linear,
-            patch_size=config.patch_size if i == 0 else LATER_PATCH_SIZE,
-            stride=FIRST_STRIDE if i == 0 else LATER_STRIDE,
-            qkv_bias=config.qkv_bias,
-            qk_scale=config.qk_scale,
-            drop=config.drop_rate,
-            attn_drop=config.attn_drop_rate,
-            drop_path=rate_slice,
-            name=f"stage{i + 1}",
-        )(x)
-        features[f"stage{i + 1}"] = x
-    return features
+def PVTV2B2Li(
+    include_top: bool = True,
+    weights: str | None = "imagenet",
+    input_tensor: Any = None,
+    input_shape: InputShape = None,
+    pooling: str | None = None,
+    classes: int = 1000,
+    classifier_activation: str | None = "softmax",
+    *,
+    include_preprocessing: bool = False,
+    name: str = "pvt_v2_b2_li",
+    features_only: bool = False,
+    drop_path_rate: float = 0.0,
+) -> keras.Model:
+    return _build("b2_li", locals())
 
 
-def _top(config: PVTV2Config, x: Any, pooling: str | None, classifier_activation: str | None) -> Any:
-    """The classifier (mean over tokens, dropout, Dense, activation in float32), or the pooling."""
-    if config.num_classes:
-        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = keras.layers.Dropout(config.drop_rate, name="head_drop")(x)
-        x = keras.layers.Dense(
-            config.num_classes,
-            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-            name="head",
-        )(x)
-        return keras.layers.Activation(classifier_activation, dtype="float32", name="predictions")(x)
-    if pooling == "avg":
-        return keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    if pooling == "max":
-        return keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
-    return x
+def PVTV2B3(
+    include_top: bool = True,
+    weights: str | None = "imagenet",
+    input_tensor: Any = None,
+    input_shape: InputShape = None,
+    pooling: str | None = None,
+    classes: int = 1000,
+    classifier_activation: str | None = "softmax",
+    *,
+    include_preprocessing: bool = False,
+    name: str = "pvt_v2_b3",
+    features_only: bool = False,
+    drop_path_rate: float = 0.0,
+) -> keras.Model:
+    return _build("b3", locals())
 
 
-def _source_inputs(input_tensor: Any, inputs: Any) -> Any:
-    """The model's inputs: `input_tensor`'s source input when one was given (as
-    keras.applications: a single input as the tensor itself, not a one-element list)."""
-    if input_tensor is None:
-        return inputs
-    sources = keras.utils.get_source_inputs(input_tensor)
-    return sources[0] if len(sources) == 1 else sources
+def PVTV2B4(
+    include_top: bool = True,
+    weights: str | None = "imagenet",
+    input_tensor: Any = None,
+    input_shape: InputShape = None,
+    pooling: str | None = None,
+    classes: int = 1000,
+    classifier_activation: str | None = "softmax",
+    *,
+    include_preprocessing: bool = False,
+    name: str = "pvt_v2_b4",
+    features_only: bool = False,
+    drop_path_rate: float = 0.0,
+) -> keras.Model:
+    return _build("b4", locals())
 
 
-def _split_rates(config: PVTV2Config) -> list[list[float]]:
-    rates = config.drop_path_rates()
-    out, start = [], 0
-    for depth in config.depths:
-        out.append(rates[start : start + depth])
-        start += depth
-    return out
+def PVTV2B5(
+    include_top: bool = True,
+    weights: str | None = "imagenet",
+    input_tensor: Any = None,
+    input_shape: InputShape = None,
+    pooling: str | None = None,
+    classes: int = 1000,
+    classifier_activation: str | None = "softmax",
+    *,
+    include_preprocessing: bool = False,
+    name: str = "pvt_v2_b5",
+    features_only: bool = False,
+    drop_path_rate: float = 0.0,
+) -> keras.Model:
+    return _build("b5", locals())
 
 
-def _model_input(config: PVTV2Config, input_tensor: Any, input_shape: Any) -> Any:
-    """The model's `keras.Input`, after checking its rank, channel axis and size against `config`."""
-    if input_shape is not None:
-        input_shape = tuple(input_shape)
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"`input_shape` must be (height, width, channels) in NHWC order, got {input_shape}."
-            )
-    if input_tensor is None:
-        inputs = keras.Input(shape=input_shape or (None, None, config.in_channels), name="images")
-    elif keras.backend.is_keras_tensor(input_tensor):
-        inputs = input_tensor
-    else:
-        inputs = keras.Input(tensor=input_tensor, shape=input_shape, name="images")
-    shape = tuple(inputs.shape)
-    if len(shape) != 4:
-        raise ValueError(f"PVT-v2 takes a batch of NHWC images (rank 4); the input has shape {shape}.")
-    if shape[-1] is None:
-        raise ValueError(
-            f"The input's channel count is unknown (shape {shape}); the first layer needs it. Give "
-            "it as the last axis (channels-last, NHWC): input_shape=(None, None, channels)."
-        )
-    check_image_size(shape[1], shape[2], config.min_input_size())
-    return inputs
-
-
-def _variant_builder(variant: str):
-    def builder(
-        include_top: bool = True,
-        weights: str | None = "imagenet",
-        input_tensor: Any = None,
-        input_shape: tuple[int | None, int | None, int] | None = None,
-        pooling: str | None = None,
-        classes: int = 1000,
-        classifier_activation: str | None = "softmax",
-        name: str = f"pvt_v2_{variant}",
-        drop_path_rate: float = 0.0,
-        features_only: bool = False,
-    ) -> keras.Model:
-        return PVT_V2(
-            variant,
-            include_top=include_top,
-            weights=weights,
-            input_tensor=input_tensor,
-            input_shape=input_shape,
-            pooling=pooling,
-            classes=classes,
-            classifier_activation=classifier_activation,
-            name=name,
-            features_only=features_only,
-            drop_path_rate=drop_path_rate,
-        )
-
-    label = variant.upper().replace("_LI", "-Li")
-    builder.__name__ = builder.__qualname__ = "PVTV2" + variant.upper().replace("_LI", "Li")
-    builder.__doc__ = (
-        f"PVT-v2-{label} with the `keras.applications` arguments; see `PVT_V2` for each one.\n\n"
-        f'`weights` defaults to "imagenet" (needs the checkpoint online or in the Keras cache);\n'
-        f"pass None for random initialisation or a local checkpoint path."
+# Parameter counts with the 1000-class head (tests/test_model.py checks them against timm's).
+_PARAMETERS = {
+    "b0": 3_666_760,
+    "b1": 14_009_000,
+    "b2": 25_362_856,
+    "b2_li": 22_553_512,
+    "b3": 45_238_696,
+    "b4": 62_556_072,
+    "b5": 81_956_008,
+}
+BUILDERS: dict[str, Any] = {
+    "b0": PVTV2B0,
+    "b1": PVTV2B1,
+    "b2": PVTV2B2,
+    "b2_li": PVTV2B2Li,
+    "b3": PVTV2B3,
+    "b4": PVTV2B4,
+    "b5": PVTV2B5,
+}
+for _variant, _builder in BUILDERS.items():
+    _builder.__doc__ = BASE_DOCSTRING.format(
+        label="PVT-v2-" + _variant.upper().replace("_LI", "-Li"),
+        params=_PARAMETERS[_variant],
+        width=VARIANTS[_variant].config.embed_dims[-1],
+        default_name=f"pvt_v2_{_variant}",
+        drop_path_rate=VARIANTS[_variant].drop_path_rate,
     )
-    return builder
-
-
-PVTV2B0 = _variant_builder("b0")
-PVTV2B1 = _variant_builder("b1")
-PVTV2B2 = _variant_builder("b2")
-PVTV2B2Li = _variant_builder("b2_li")
-PVTV2B3 = _variant_builder("b3")
-PVTV2B4 = _variant_builder("b4")
-PVTV2B5 = _variant_builder("b5")
+del _variant, _builder

@@ -6,6 +6,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from keras_pvt import PVTV2Config
@@ -51,6 +52,6 @@ def b0_state() -> dict[str, np.ndarray]:
 
 
 def relative_error(ours: np.ndarray, theirs: np.ndarray) -> float:
-    ours, theirs = np.asarray(ours), np.asarray(theirs)
+    ours, theirs = keras.ops.convert_to_numpy(ours), np.asarray(theirs)
     assert ours.shape == theirs.shape, (ours.shape, theirs.shape)
     return float(np.abs(ours - theirs).max() / np.abs(theirs).max())

@@ -11,6 +11,7 @@ import time
 import warnings
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from _pvt_reference import FIXTURES, b0_state, expected, fixture_config, images, relative_error
@@ -34,6 +35,7 @@ TINY_LI = FIXTURES / "tiny_li_timm.safetensors"
 
 
 # ------------------------------------------------------------------ readers
+@pytest.mark.all_backends
 def test_read_each_format_gives_the_same_tensors() -> None:
     timm = read_state_dict(TINY_SR)
     official = read_state_dict(FIXTURES / "tiny_sr_official.npz")
@@ -154,6 +156,7 @@ def test_wrong_architecture_lists_what_did_not_match() -> None:
     assert info.value.missing and info.value.unexpected and info.value.mismatched
 
 
+@pytest.mark.all_backends
 def test_missing_unexpected_and_misshaped_keys_are_counted() -> None:
     config = fixture_config("tiny_sr")
     state = dict(read_state_dict(TINY_SR))
@@ -161,7 +164,7 @@ def test_missing_unexpected_and_misshaped_keys_are_counted() -> None:
     state["stages.1.blocks.0.attn.extra.weight"] = np.zeros(3, np.float32)
     state["stages.0.norm.weight"] = np.zeros(5, np.float32)
     model = PVT_V2(config)
-    initial = [np.asarray(v).copy() for v in model.weights]
+    initial = [keras.ops.convert_to_numpy(v).copy() for v in model.weights]
     with pytest.raises(CheckpointMismatchError) as info:
         load_checkpoint(model, state)
     error = info.value
@@ -171,9 +174,10 @@ def test_missing_unexpected_and_misshaped_keys_are_counted() -> None:
     assert "1 key(s) missing" in str(error) and "(5,) vs (8,)" in str(error)
     # All or nothing: the failed load wrote no variable.
     for value, variable in zip(initial, model.weights):
-        np.testing.assert_array_equal(value, np.asarray(variable))
+        np.testing.assert_array_equal(value, keras.ops.convert_to_numpy(variable))
 
 
+@pytest.mark.all_backends
 def test_head_is_skipped_cleanly() -> None:
     config = fixture_config("tiny_sr")
     backbone = PVT_V2(config, include_top=False, pooling="avg")
@@ -205,12 +209,14 @@ def test_checkpoint_into_a_foreign_model_is_refused() -> None:
         ("tiny_li", "tiny_li_hf.safetensors"),
     ],
 )
+@pytest.mark.all_backends
 def test_weights_argument_accepts_checkpoint_paths(name: str, filename: str) -> None:
     model = PVT_V2(fixture_config(name), weights=str(FIXTURES / filename), classifier_activation=None)
     case = f"{name}/97x131"
     assert relative_error(model(images(case)), expected(case, "logits")) < 1e-4
 
 
+@pytest.mark.all_backends
 def test_weights_argument_accepts_keras_weights_and_reports_corruption(tmp_path: Path) -> None:
     config = fixture_config("tiny_li")
     source = PVT_V2(config, weights=FIXTURES / "tiny_li_timm.safetensors")
@@ -218,7 +224,9 @@ def test_weights_argument_accepts_keras_weights_and_reports_corruption(tmp_path:
     source.save_weights(str(path))
     clone = PVT_V2(config, weights=str(path))
     x = images("tiny_li/45x60")
-    np.testing.assert_allclose(np.asarray(clone(x)), np.asarray(source(x)), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(clone(x)), keras.ops.convert_to_numpy(source(x)), rtol=0, atol=1e-6
+    )
     broken = tmp_path / "broken.weights.h5"
     broken.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(CheckpointReadError, match="truncated or corrupt"):

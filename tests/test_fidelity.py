@@ -8,6 +8,7 @@ naming schemes. With torch + timm installed, every preset is also compared at fu
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 from _pvt_reference import (
@@ -43,11 +44,12 @@ def _models(config, checkpoint):
 
 def _compare(features, classifier, case: str) -> dict[str, float]:
     x = images(case)
-    outputs = {key: np.asarray(value) for key, value in features(x).items()}
-    outputs["logits"] = np.asarray(classifier(x))
+    outputs = {key: keras.ops.convert_to_numpy(value) for key, value in features(x).items()}
+    outputs["logits"] = keras.ops.convert_to_numpy(classifier(x))
     return {key: relative_error(outputs[key], expected(case, key)) for key in OUTPUTS}
 
 
+@pytest.mark.all_backends
 @pytest.mark.parametrize(("name", "filename", "scheme"), CHECKPOINTS)
 def test_tiny_checkpoints_match_timm(name: str, filename: str, scheme: str) -> None:
     config = fixture_config(name)

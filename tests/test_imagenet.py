@@ -9,6 +9,7 @@ from keras_pvt.imagenet import decode_predictions, imagenet_classes
 from keras_pvt.images import IMAGENET_MEAN, IMAGENET_STD, preprocess_input
 
 
+@pytest.mark.all_backends
 def test_preprocess_numpy_matches_the_formula() -> None:
     pixels = np.random.default_rng(0).integers(0, 256, (2, 5, 7, 3), dtype=np.uint8)
     out = preprocess_input(pixels)
@@ -19,6 +20,7 @@ def test_preprocess_numpy_matches_the_formula() -> None:
     np.testing.assert_allclose(white, (1 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD), rtol=1e-6)
 
 
+@pytest.mark.all_backends
 def test_preprocess_tensor_input_returns_a_tensor() -> None:
     import keras
 
@@ -29,6 +31,7 @@ def test_preprocess_tensor_input_returns_a_tensor() -> None:
     np.testing.assert_allclose(keras.ops.convert_to_numpy(out), preprocess_input(pixels), atol=1e-6)
 
 
+@pytest.mark.all_backends
 def test_preprocess_rejects_channels_first() -> None:
     with pytest.raises(ValueError, match="channels-last"):
         preprocess_input(np.zeros((1, 3, 8, 8)), data_format="channels_first")
@@ -36,6 +39,7 @@ def test_preprocess_rejects_channels_first() -> None:
         preprocess_input(np.zeros((1, 3, 8, 8)))
 
 
+@pytest.mark.all_backends
 def test_class_list_is_imagenet_1k_in_order() -> None:
     classes = imagenet_classes()
     assert len(classes) == 1000 and len({wnid for wnid, _ in classes}) == 1000
@@ -45,6 +49,7 @@ def test_class_list_is_imagenet_1k_in_order() -> None:
     assert all(wnid.startswith("n") and len(wnid) == 9 and name for wnid, name in classes)
 
 
+@pytest.mark.all_backends
 def test_decode_predictions_top_k_best_first() -> None:
     preds = np.zeros((2, 1000), np.float32)
     preds[0, [1, 0, 999]] = [0.7, 0.2, 0.1]
@@ -57,6 +62,7 @@ def test_decode_predictions_top_k_best_first() -> None:
     assert len(decode_predictions(preds)[0]) == 5
 
 
+@pytest.mark.all_backends
 def test_decode_predictions_errors() -> None:
     with pytest.raises(ValueError, match=r"\(batch, 1000\)"):
         decode_predictions(np.zeros((1, 10)))

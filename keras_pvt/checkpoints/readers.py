@@ -21,7 +21,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file
 
 import keras_pvt.checkpoints.torch_pickle as torch_pickle
-from keras_pvt.checkpoints.errors import CheckpointReadError
+from keras_pvt.checkpoints.errors import CheckpointReadError, UnsafeCheckpointError
 
 __all__ = ["CheckpointReadError", "checkpoint_format", "read_state_dict"]
 
@@ -102,6 +102,13 @@ def _to_float32(value: np.ndarray) -> np.ndarray:
 
 def _read_torch(path: Path) -> dict[str, np.ndarray]:
     state = _unwrap(torch_pickle.load(path), path)
+    opaque = [key for key, value in state.items() if isinstance(value, torch_pickle.Placeholder)]
+    if opaque:
+        raise UnsafeCheckpointError(
+            f"Refusing to load {str(path)!r}: its state dict holds objects of classes keras-pvt "
+            f"never imports where tensors belong ({opaque[0]!r}: {state[opaque[0]]!r}). Re-save "
+            "just the weights (`torch.save(model.state_dict(), path)`)."
+        )
     return {
         key: _to_float32(value.numpy())
         for key, value in state.items()
@@ -114,7 +121,7 @@ def _unwrap(obj: Any, path: Path) -> Mapping[str, Any]:
     for _ in range(3):
         if not isinstance(obj, Mapping):
             break
-        if any(hasattr(v, "shape") for v in obj.values()):
+        if any(isinstance(v, torch_pickle.TorchTensor) for v in obj.values()):
             return obj
         inner = next((obj[k] for k in NESTED_KEYS if isinstance(obj.get(k), Mapping)), None)
         if inner is None:

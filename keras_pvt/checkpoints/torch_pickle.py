@@ -3,7 +3,10 @@
 A PyTorch checkpoint is a pickle, and unpickling calls whatever functions the file names. `load`
 resolves only the names that rebuild tensors (``torch._utils._rebuild_tensor_v2`` and its siblings,
 the storage and dtype names) and plain containers (``collections.OrderedDict``, ``set``, bytes);
-any other global is refused by name with `UnsafeCheckpointError` before anything is called. Tensors
+NumPy scalars of numeric dtypes (training metadata) are rebuilt from their bytes; classes of the
+OpenMMLab packages (mmcv, mmengine, mmseg, mmdet: configs and logs in mmseg checkpoints) become
+inert `Placeholder` objects, never imported. Any other global is refused by name with
+`UnsafeCheckpointError` before anything is called. Tensors
 come back as `TorchTensor` (``shape``, ``dtype``, ``numpy()``), cut from the file's raw storages
 with their offsets and strides; the device a tensor was saved from is ignored.
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import re
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -274,6 +278,75 @@ def _bytearray(data: Any = b"") -> bytearray:
     return bytearray(data)
 
 
+# NumPy scalars in training metadata (mmseg's best mIoU, a seed): ``numpy.dtype(code, False, True)``
+# with its state, and ``scalar(dtype, raw bytes)``. Only numeric dtypes; their bytes are read, not run.
+_NUMPY_CODE = re.compile(r"^[biufc]\d{1,2}$")
+
+
+class _NumpyDType(_Inert):
+    """`numpy.dtype` as a pickle rebuilds it: a numeric type code, then (BUILD) its byte order."""
+
+    __slots__ = ("dtype",)
+
+    def __init__(self, code: Any, align: Any = False, copy: Any = True) -> None:
+        if not isinstance(code, str) or not _NUMPY_CODE.match(code):
+            raise _MalformedError(f"a NumPy dtype {code!r:.30} is not a plain numeric type")
+        self.dtype = np.dtype(code)
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) < 2 or state[1] not in ("<", ">", "|", "="):
+            raise _MalformedError(f"a NumPy dtype has the state {state!r:.60}")
+        self.dtype = self.dtype.newbyteorder(state[1]) if state[1] in "<>" else self.dtype
+
+
+def _numpy_scalar(dtype: Any, data: Any = None) -> np.generic:
+    if not isinstance(dtype, _NumpyDType) or not isinstance(data, bytes) or len(data) != dtype.dtype.itemsize:
+        raise _MalformedError("`numpy scalar` is called other than with a numeric dtype and its bytes")
+    return np.frombuffer(data, dtype.dtype)[0]
+
+
+# Training dumps of OpenMMLab (mmcv, mmengine, mmseg, mmdet) keep their own objects next to the
+# weights (configs, log buffers). Those classes are never imported: each name becomes an inert
+# `Placeholder` that absorbs its arguments and state, and `readers` refuses one among the tensors.
+OPENMMLAB_PACKAGES = ("mmcv", "mmengine", "mmseg", "mmdet")
+
+
+class Placeholder:
+    """An object of a class the file names but keras-pvt never imports; holds nothing."""
+
+    qualified_name = "?"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Placeholder:
+        return object.__new__(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:  # a dict subclass's items (SETITEMS)
+        pass
+
+    def append(self, item: Any) -> None:  # a list subclass's items (APPENDS)
+        pass
+
+    def extend(self, items: Any) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"<{self.qualified_name} (not loaded)>"
+
+
+_PLACEHOLDERS: dict[str, type] = {}
+
+
+def _placeholder(qualified: str) -> type:
+    if qualified not in _PLACEHOLDERS:
+        _PLACEHOLDERS[qualified] = type("Placeholder", (Placeholder,), {"qualified_name": qualified})
+    return _PLACEHOLDERS[qualified]
+
+
 def _allowed_globals() -> dict[str, Any]:
     allowed: dict[str, Any] = {
         "collections.OrderedDict": OrderedDict,
@@ -292,6 +365,9 @@ def _allowed_globals() -> dict[str, Any]:
         "torch._utils._rebuild_parameter_with_state": _rebuild_parameter,
         "torch._tensor._rebuild_from_type_v2": _rebuild_from_type_v2,
         "torch.storage.UntypedStorage": _StorageType("UntypedStorage", None),
+        "numpy.dtype": _NumpyDType,
+        "numpy.core.multiarray.scalar": _numpy_scalar,
+        "numpy._core.multiarray.scalar": _numpy_scalar,
     }
     for name, dtype_name in STORAGE_DTYPES.items():
         allowed[f"torch.{name}"] = _StorageType(name, DTYPES[dtype_name])
@@ -323,6 +399,8 @@ class _Unpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         qualified = f"{module}.{name}"
         if qualified not in _ALLOWED:
+            if module.split(".", 1)[0] in OPENMMLAB_PACKAGES:
+                return _placeholder(qualified)
             raise _ForbiddenGlobalError(qualified)
         return _ALLOWED[qualified]
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from keras_pvt._safe_write import EXPORT_REPORT, KERAS_MODEL, SAVED_MODEL, TFLITE, check_output
+from keras_pvt.export.dense import DEFAULT_MIN_PIXEL_AGREEMENT
 from keras_pvt.export.tflite import (
     DEFAULT_VERIFY_IMAGES,
     QUANTIZE_MODES,
@@ -95,6 +96,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     check.add_argument("--tolerance", type=float, help="max abs difference allowed")
     check.add_argument("--min-top1", type=float, help="minimum top-1 agreement (0-1)")
+    check.add_argument(
+        "--min-pixel-agreement",
+        type=float,
+        help="segmenters: minimum fraction of pixels whose class matches Keras (default per mode: "
+        + ", ".join(f"{mode} {value:g}" for mode, value in DEFAULT_MIN_PIXEL_AGREEMENT.items())
+        + ")",
+    )
     parser.set_defaults(func=run)
 
 
@@ -121,6 +129,8 @@ def check_args(args: argparse.Namespace) -> None:
         args.quantize != "none" or args.int8_io or args.strict_int8 or args.representative
     ):
         raise ValueError("quantization options apply to --format tflite only.")
+    if args.min_pixel_agreement is not None and not 0 <= args.min_pixel_agreement <= 1:
+        raise ValueError(f"--min-pixel-agreement must be between 0 and 1, got {args.min_pixel_agreement}.")
     for flag in ("num_calibration", "num_verify", "threads", "runs", "batch_size"):
         value = getattr(args, flag)
         if value is not None and value < 1:
@@ -234,16 +244,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify_images(args: argparse.Namespace, size: Any, export: Any) -> Any:
+def _verify_images(args: argparse.Namespace, model: Any, size: Any, export: Any) -> Any:
     if args.verify_images is None:
         return None
     return export.load_images(
-        args.verify_images, image_size=size, limit=args.num_verify, data_dir=args.data_dir
+        args.verify_images, image_size=size, limit=args.num_verify, data_dir=args.data_dir, model=model
     )
 
 
 def _export(args: argparse.Namespace, model: Any, size: Any, batch: Any, export: Any) -> Any:
-    images = _verify_images(args, size, export)
+    images = _verify_images(args, model, size, export)
     if args.format == "tflite":
         options = TFLiteOptions(
             quantize=args.quantize,
@@ -261,6 +271,9 @@ def _export(args: argparse.Namespace, model: Any, size: Any, batch: Any, export:
             runs=args.runs,
             tolerance=VERIFY_DEFAULTS.tolerance if args.tolerance is None else args.tolerance,
             min_top1=args.min_top1,
+            min_pixel_agreement=VERIFY_DEFAULTS.min_pixel_agreement
+            if args.min_pixel_agreement is None
+            else args.min_pixel_agreement,
         )
         result = export.convert_to_tflite(
             model, args.output, options=options, checks=checks, overwrite=args.overwrite
@@ -277,5 +290,6 @@ def _export(args: argparse.Namespace, model: Any, size: Any, batch: Any, export:
         min_top1=args.min_top1,
         overwrite=args.overwrite,
         **({} if args.tolerance is None else {"tolerance": args.tolerance}),
+        **({} if args.min_pixel_agreement is None else {"min_pixel_agreement": args.min_pixel_agreement}),
     )
     return report, report

@@ -1,4 +1,5 @@
-"""`keras-pvt train`: train or fine-tune a PVT-v2 on a tfds dataset, an image folder, or the
+"""`keras-pvt train`: train or fine-tune a PVT-v2 classifier (``--task classification``, the default)
+or a Semantic FPN segmenter (``--task segmentation``) on a tfds dataset, an image folder, or the
 embedded offline dataset, with the paper's recipe, mixed precision and `tf.distribute`.
 
 Exit codes: 0 done; 2 refused (a bad argument, or --output holds a finished run: see --overwrite);
@@ -12,59 +13,123 @@ import sys
 from typing import Any, TypeVar
 
 from keras_pvt import training
-from keras_pvt.training import PRECISIONS, STRATEGIES, DataOptions, Recipe, RunOptions
+from keras_pvt.segmentation.model import HEADS, LOGITS_STRIDES
+from keras_pvt.training import (
+    PRECISIONS,
+    STRATEGIES,
+    DataOptions,
+    Recipe,
+    RunOptions,
+    SegmentationDataOptions,
+    SegmentationRecipe,
+    SegmenterOptions,
+)
+from keras_pvt.training.segmentation_options import SEGMENTATION_OUTPUT
 
-Options = TypeVar("Options", DataOptions, Recipe, RunOptions)
-# Each flag's destination is the name of its `DataOptions` / `Recipe` / `RunOptions` field, and its
-# default that field's default.
+Options = TypeVar("Options")
+TASKS = ("classification", "segmentation")
+# Each flag's destination is the name of an options field. A flag whose default differs between
+# the tasks defaults to None here: the task's options dataclass then supplies it.
 DATA, RECIPE, RUN = DataOptions(), Recipe(), RunOptions()
+SEG_DATA, SEG_RECIPE, SEGMENTER = SegmentationDataOptions(), SegmentationRecipe(), SegmenterOptions()
+CLASSIFICATION_ONLY = {"crop_scale": "--crop-scale", "label_smoothing": "--label-smoothing"}
+SEGMENTATION_ONLY = {
+    "head": "--head",
+    "logits_stride": "--logits-stride",
+    "fpn_channels": "--fpn-channels",
+    "head_channels": "--head-channels",
+    "scale_range": "--scale-range",
+    "reduce_zero_label": "--reduce-zero-label",
+    "ignore_label": "--ignore-label",
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="train / fine-tune with model.fit (tfds, image folder, or offline dataset)",
+        help="train / fine-tune a classifier or a segmenter with model.fit (tfds, folder, offline dataset)",
         description=__doc__,
     )
-    parser.add_argument("--variant", default="b0", help="preset: b0 b1 b2 b2_li b3 b4 b5 (default b0)")
+    parser.add_argument(
+        "--task", choices=TASKS, default=TASKS[0], help="classification (default) or segmentation"
+    )
+    parser.add_argument(
+        "--variant", default="b0", help="preset (the backbone): b0 b1 b2 b2_li b3 b4 b5 (default b0)"
+    )
     _data_arguments(parser)
+    _segmentation_arguments(parser)
     _recipe_arguments(parser)
     _run_arguments(parser)
     parser.set_defaults(func=run)
+
+
+def _both(classification: Any, segmentation: Any) -> str:
+    return f"default {classification} (classification) / {segmentation} (segmentation)"
 
 
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add(
         "--dataset",
-        default=DATA.dataset,
-        help="tfds name (tf_flowers, imagenette/160px), folder with train/CLASS/*.jpg, or the "
-        f"embedded offline '{DATA.dataset}[/64px]' (default)",
+        help="tfds name (tf_flowers, imagenette/160px; scene_parse150 with masks), a folder "
+        "(train/CLASS/*.jpg; images/*.jpg + masks/*.png for segmentation), or the embedded offline "
+        f"'{DATA.dataset}[/64px]' / '{SEG_DATA.dataset}[/128px]' (the defaults)",
     )
     add("--data-dir", default=DATA.data_dir, help="tensorflow-datasets data folder")
     add("--no-download", dest="download", action="store_false", help="never download; fail if not prepared")
-    add(
-        "--image-size",
-        type=int,
-        default=DATA.image_size,
-        help=f"training resolution (default {DATA.image_size})",
-    )
-    add(
-        "--batch-size",
-        type=int,
-        default=DATA.batch_size,
-        help=f"global batch size (default {DATA.batch_size})",
-    )
+    add("--image-size", type=int, help=f"training resolution ({_both(DATA.image_size, SEG_DATA.image_size)})")
+    add("--batch-size", type=int, help=f"global batch size ({_both(DATA.batch_size, SEG_DATA.batch_size)})")
     add(
         "--crop-scale",
         type=float,
         nargs=2,
-        default=DATA.crop_scale,
         metavar=("MIN", "MAX"),
-        help="random-resized-crop area range",
+        help=f"classification: random-resized-crop area range (default {DATA.crop_scale})",
     )
     add("--no-augment", dest="augment", action="store_false", help="no random crop/flip")
     add("--cache", action="store_true", help="cache decoded images in memory")
+
+
+def _segmentation_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("segmentation (--task segmentation)")
+    add = group.add_argument
+    add("--head", choices=HEADS, help=f"decode head (default {SEGMENTER.head}: the paper's Semantic FPN)")
+    add(
+        "--logits-stride",
+        type=int,
+        choices=LOGITS_STRIDES,
+        help="1: the model outputs logits at the input size (default); 4: the stride-4 logits, "
+        "resized by the loss and metrics",
+    )
+    add("--fpn-channels", type=int, help=f"FPN neck width (default {SEGMENTER.fpn_channels})")
+    add("--head-channels", type=int, help=f"head width (default {SEGMENTER.head_channels})")
+    add(
+        "--scale-range",
+        type=float,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        help=f"random rescale range before the crop (default {SEG_DATA.scale_range})",
+    )
+    zero = group.add_mutually_exclusive_group()
+    zero.add_argument(
+        "--reduce-zero-label",
+        dest="reduce_zero_label",
+        action="store_const",
+        const=True,
+        help="label 0 is 'other': ignore it and shift the rest down (ADE20K's rule; default: the dataset's)",
+    )
+    zero.add_argument(
+        "--no-reduce-zero-label",
+        dest="reduce_zero_label",
+        action="store_const",
+        const=False,
+        help="keep label 0 as a class (the default except for ADE20K)",
+    )
+    add(
+        "--ignore-label",
+        type=int,
+        help=f"mask value left out of loss and metrics (default {SEG_DATA.ignore_label})",
+    )
 
 
 def _recipe_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,19 +138,29 @@ def _recipe_arguments(parser: argparse.ArgumentParser) -> None:
         "--lr",
         dest="base_lr",
         type=float,
-        default=RECIPE.base_lr,
-        help="learning rate for batch 512, scaled linearly",
+        help=f"learning rate for batch 512 (classification, default {RECIPE.base_lr:g}) or 16 "
+        f"(segmentation, default {SEG_RECIPE.base_lr:g}), scaled linearly with the batch size",
     )
-    add("--min-lr", type=float, default=RECIPE.min_lr)
-    add("--warmup-epochs", type=float, default=RECIPE.warmup_epochs)
-    add("--weight-decay", type=float, default=RECIPE.weight_decay, help="AdamW decay (not on norms/biases)")
-    add("--label-smoothing", type=float, default=RECIPE.label_smoothing)
+    add("--min-lr", type=float, help=_both(RECIPE.min_lr, SEG_RECIPE.min_lr))
+    add("--warmup-epochs", type=float, help=_both(RECIPE.warmup_epochs, SEG_RECIPE.warmup_epochs))
+    add(
+        "--weight-decay",
+        type=float,
+        help=f"AdamW decay ({_both(RECIPE.weight_decay, SEG_RECIPE.weight_decay)}; classification: "
+        "not on norms/biases)",
+    )
+    add("--label-smoothing", type=float, help=f"classification (default {RECIPE.label_smoothing})")
     add("--clip-norm", type=float, default=RECIPE.clip_norm, help="clip each gradient to this L2 norm")
 
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("--weights", default=RUN.weights, help="start from 'imagenet', a checkpoint file or a .keras model")
+    add(
+        "--weights",
+        default=RUN.weights,
+        help="start from 'imagenet', a checkpoint file or a .keras model (segmentation: a whole "
+        "segmenter - an mmseg checkpoint or our .keras - or else the backbone's weights)",
+    )
     add("--epochs", type=int, default=RUN.epochs)
     add("--steps-per-epoch", type=int, default=RUN.steps_per_epoch, help="cap steps per epoch")
     add(
@@ -93,7 +168,7 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
         dest="drop_path_rate",
         type=float,
         default=RUN.drop_path_rate,
-        help="stochastic depth (default per variant)",
+        help="stochastic depth (default per variant; 0.1 for segmentation)",
     )
     add("--precision", choices=PRECISIONS, default=RUN.precision)
     add("--jit-compile", action="store_true", help="compile steps with XLA")
@@ -125,30 +200,56 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
         "are replaced); without it such a run is left untouched and the command exits with 2",
     )
     add("--seed", type=int, default=RUN.seed)
-    add("--output", default=RUN.output, help="run folder (best.keras, history.csv, curves)")
+    add(
+        "--output",
+        help=f"run folder: best.keras, history.csv, curves ({_both(RUN.output, SEGMENTATION_OUTPUT)})",
+    )
 
 
-def options_from(args: argparse.Namespace, kind: type[Options]) -> Options:
-    """The `kind` options named by `args`: every field with a flag of that name; the rest default."""
+def options_from(args: argparse.Namespace, base: Options) -> Options:
+    """`base` (an options dataclass) with every field that has a flag given in `args` replaced."""
     values: dict[str, Any] = vars(args)
-    return kind(**{f.name: values[f.name] for f in dataclasses.fields(kind) if f.name in values})
+    given = {
+        f.name: values[f.name]
+        for f in dataclasses.fields(base)
+        if values.get(f.name) is not None  # None: the flag was not given (the task's default)
+    }
+    return dataclasses.replace(base, **given)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        result = training.train(
-            args.variant,
-            data=options_from(args, DataOptions),
-            recipe=options_from(args, Recipe),
-            run=options_from(args, RunOptions),
+    segmentation = args.task == "segmentation"
+    other = CLASSIFICATION_ONLY if segmentation else SEGMENTATION_ONLY
+    wrong = [flag for name, flag in other.items() if getattr(args, name, None) is not None]
+    if wrong:
+        print(
+            f"keras-pvt train: error: not an option of --task {args.task}: {', '.join(wrong)}.",
+            file=sys.stderr,
         )
+        return 2
+    try:
+        if segmentation:
+            result = training.train_segmentation(
+                args.variant,
+                data=options_from(args, SEG_DATA),
+                recipe=options_from(args, SEG_RECIPE),
+                run=options_from(args, RunOptions(output=SEGMENTATION_OUTPUT)),
+                segmenter=options_from(args, SEGMENTER),
+            )
+            best, what = result.best_val_mean_iou, "mean IoU"
+        else:
+            result = training.train(
+                args.variant,
+                data=options_from(args, DATA),
+                recipe=options_from(args, RECIPE),
+                run=options_from(args, RUN),
+            )
+            best, what = result.best_val_accuracy, "accuracy"
     except training.TrainingDivergedError as error:
         print(f"keras-pvt train: error: {error}", file=sys.stderr)
         return 3
-    best = result.best_val_accuracy
     print(
-        f"epochs run: {result.epochs_run}; best validation accuracy: "
-        f"{'n/a' if best is None else f'{best:.4f}'}"
+        f"epochs run: {result.epochs_run}; best validation {what}: {'n/a' if best is None else f'{best:.4f}'}"
     )
     print(f"best model: {result.best_model_path}")
     print(f"history:    {result.history_path}")

@@ -15,10 +15,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def variant_rows(size: int = 224) -> list[dict[str, object]]:
     """One row per preset; parameters are counted on a built model."""
     from keras_pvt.model import PVT_V2
-    from keras_pvt.presets import PRESETS
+    from keras_pvt.presets import VARIANTS
 
     rows = []
-    for name, config in PRESETS.items():
+    for name, variant in VARIANTS.items():
+        config = variant.config
         model = PVT_V2(config, name=f"pvt_v2_{name}")
         rows.append(
             {
@@ -29,6 +30,7 @@ def variant_rows(size: int = 224) -> list[dict[str, object]]:
                 "widths": "-".join(map(str, config.embed_dims)),
                 "linear": config.linear,
                 "min_size": config.min_input_size(),
+                "ade20k_miou": variant.ade20k_miou,
             }
         )
     return rows
@@ -36,7 +38,16 @@ def variant_rows(size: int = 224) -> list[dict[str, object]]:
 
 def run(args: argparse.Namespace) -> int:
     rows = variant_rows(args.size)
-    header = ["variant", "params", f"GFLOPs@{args.size}", "depths", "widths", "linear", "min size"]
+    header = [
+        "variant",
+        "params",
+        f"GFLOPs@{args.size}",
+        "depths",
+        "widths",
+        "linear",
+        "min size",
+        "ADE20K mIoU (paper)",
+    ]
     lines = [
         [
             r["variant"],
@@ -46,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
             r["widths"],
             "yes" if r["linear"] else "no",
             str(r["min_size"]),
+            "-" if r["ade20k_miou"] is None else f"{r['ade20k_miou']:.1f}",
         ]
         for r in rows
     ]

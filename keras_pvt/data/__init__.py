@@ -1,11 +1,27 @@
 """Input pipelines: tensorflow-datasets names, image folders, and the embedded offline dataset.
 
-Importing this package registers the offline builder, so ``tfds.load("keras_pvt_shapes")`` works
-without a network.
+Importing this package registers the offline builders, so ``tfds.load("keras_pvt_shapes")`` and
+``tfds.load("keras_pvt_seg_shapes")`` (segmentation: images + masks) work without a network.
 """
+
+from keras_pvt._requires import require_tensorflow
+
+require_tensorflow("keras_pvt.data")  # one clear ImportError where TensorFlow is absent
 
 from keras_pvt.data.pipeline import Pipelines, eval_pipeline, make_pipelines, to_numpy
 from keras_pvt.data.preprocess import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
+from keras_pvt.data.seg_pipeline import (
+    SegmentationPipelines,
+    make_segmentation_pipelines,
+    segmentation_eval_pipeline,
+)
+from keras_pvt.data.seg_shapes import (
+    SEG_CLASS_NAMES,
+    SEG_DATASET_NAME,
+    render_segmentation_example,
+    seg_shapes_config,
+)
+from keras_pvt.data.seg_sources import SegmentationSource, load_segmentation_source
 from keras_pvt.data.shapes import CLASS_NAMES, DATASET_NAME, render_example, shapes_config
 from keras_pvt.data.sources import DataSource, load_source
 
@@ -14,13 +30,22 @@ __all__ = [
     "DATASET_NAME",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "SEG_CLASS_NAMES",
+    "SEG_DATASET_NAME",
     "DataSource",
     "Pipelines",
+    "SegmentationPipelines",
+    "SegmentationSource",
     "eval_pipeline",
     "eval_transform",
+    "load_segmentation_source",
     "load_source",
     "make_pipelines",
+    "make_segmentation_pipelines",
     "render_example",
+    "render_segmentation_example",
+    "seg_shapes_config",
+    "segmentation_eval_pipeline",
     "shapes_config",
     "to_numpy",
     "train_transform",

@@ -39,21 +39,34 @@ def shapes_config(image_size: int, train_size: int = 3000, test_size: int = 600)
     Its name, ``"<size>px"`` or ``"<size>px_<train>_<test>"``, also works as a tfds config name:
     ``tfds.load("keras_pvt_shapes/80px_500_100")``.
     """
-    if image_size < 16:
-        raise ValueError(f"keras_pvt_shapes needs image_size >= 16, got {image_size}.")
+    return sized_config(DATASET_NAME, 16, (3000, 600), image_size, train_size, test_size)
+
+
+def sized_config(
+    dataset: str,
+    min_size: int,
+    default_sizes: tuple[int, int],
+    image_size: int,
+    train_size: int,
+    test_size: int,
+) -> ShapesConfig:
+    """A validated config of a rendered dataset, named ``"<size>px"`` when the split sizes are
+    `default_sizes` and ``"<size>px_<train>_<test>"`` otherwise (one shared object per name)."""
+    if image_size < min_size:
+        raise ValueError(f"{dataset} needs image_size >= {min_size}, got {image_size}.")
     if train_size < 1 or test_size < 1:
-        raise ValueError("keras_pvt_shapes needs at least one train and one test image.")
-    return _config(int(image_size), int(train_size), int(test_size))
+        raise ValueError(f"{dataset} needs at least one train and one test image.")
+    name = f"{int(image_size)}px"
+    if (train_size, test_size) != default_sizes:
+        name += f"_{int(train_size)}_{int(test_size)}"
+    return _config(dataset, name, int(image_size), int(train_size), int(test_size))
 
 
 @functools.cache
-def _config(image_size: int, train_size: int, test_size: int) -> ShapesConfig:
-    name = f"{image_size}px"
-    if (train_size, test_size) != (3000, 600):
-        name += f"_{train_size}_{test_size}"
+def _config(dataset: str, name: str, image_size: int, train_size: int, test_size: int) -> ShapesConfig:
     return ShapesConfig(
         name=name,
-        description=f"{image_size}x{image_size} RGB, {train_size} train / {test_size} test images.",
+        description=f"{dataset}: {image_size}x{image_size}, {train_size} train / {test_size} test images.",
         image_size=image_size,
         train_size=train_size,
         test_size=test_size,
@@ -67,6 +80,7 @@ class KerasPvtShapes(tfds.core.GeneratorBasedBuilder):
     RELEASE_NOTES = {"1.0.0": "First release."}
     BUILDER_CONFIGS = [shapes_config(size) for size in (32, 64, 96, 128, 224)]
     DEFAULT_BUILDER_CONFIG_NAME = "64px"
+    config_for = staticmethod(shapes_config)  # (image_size[, train_size, test_size]) -> config
 
     @classmethod
     def get_builder_config(cls, name: str, version: str | None = None) -> ShapesConfig | None:
@@ -75,7 +89,7 @@ class KerasPvtShapes(tfds.core.GeneratorBasedBuilder):
         match = CONFIG_NAME.match(name)
         if config is None and match:
             sizes = [int(g) for g in match.groups() if g is not None]
-            config = shapes_config(*sizes)
+            config = cls.config_for(*sizes)
         return config
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -111,12 +125,12 @@ def render_example(size: int, split_seed: int, index: int) -> tuple[np.ndarray, 
     """The `index`-th (image uint8 (size, size, 3), label) of a split; a pure function of its args."""
     rng = np.random.default_rng([zlib.crc32(DATASET_NAME.encode()), split_seed, index])
     label = int(rng.integers(len(CLASS_NAMES)))
-    background = _background(rng, size)
+    background = noisy_background(rng, size)
     radius = rng.uniform(0.2, 0.36) * size
     margin = radius + 1
     center = rng.uniform(margin, size - margin, size=2)
     mask = shape_mask(CLASS_NAMES[label], size, center, radius, rng.uniform(0, 2 * np.pi))
-    colour = _contrasting_colour(rng, background.mean(axis=(0, 1)))
+    colour = contrasting_colour(rng, background.mean(axis=(0, 1)))
     image = np.where(mask[..., None], colour, background)
     image = image + rng.normal(0, 10, size=image.shape)
     return np.clip(image, 0, 255).astype(np.uint8), label
@@ -148,7 +162,7 @@ def shape_mask(name: str, size: int, center: np.ndarray, radius: float, angle: f
     raise ValueError(f"Unknown shape {name!r}; choose one of {CLASS_NAMES}.")
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+def noisy_background(rng: np.random.Generator, size: int) -> np.ndarray:
     """A random linear colour gradient with coarse blotches, float (size, size, 3) in [0, 255]."""
     start, end = rng.uniform(0, 255, size=(2, 3))
     direction = rng.uniform(0, 2 * np.pi)
@@ -160,7 +174,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return gradient + blotches
 
 
-def _contrasting_colour(rng: np.random.Generator, mean: np.ndarray) -> np.ndarray:
+def contrasting_colour(rng: np.random.Generator, mean: np.ndarray) -> np.ndarray:
     """A random colour at least ~100 (L2, RGB) away from the background's mean colour."""
     for _ in range(32):
         colour = rng.uniform(0, 255, size=3)

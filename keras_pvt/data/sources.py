@@ -15,10 +15,13 @@ from pathlib import Path
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+# Importing the embedded builders registers them with tfds.
+from keras_pvt.data.seg_shapes import SEG_DATASET_NAME
 from keras_pvt.data.shapes import DATASET_NAME
 from keras_pvt.images import FOLDER_DATASET_SUFFIXES
 
 VALIDATION_SPLITS = ("validation", "val", "test")
+EMBEDDED_DATASETS = (DATASET_NAME, SEG_DATASET_NAME)  # rendered locally: nothing to download
 FOLDER_VAL_SPLITS = ("val", "validation", "test")
 DEFAULT_VAL_FRACTION = 0.1
 NETWORK_PROBE_TIMEOUT_S = 3.0
@@ -111,18 +114,14 @@ def from_tfds(
 
 def tfds_builder(name: str, data_dir: str | None = None, download: bool = True) -> tfds.core.DatasetBuilder:
     """The prepared builder of an image-classification dataset (generated/downloaded if needed)."""
-    import keras_pvt.data.shapes  # noqa: F401  (registers the embedded builder with tfds)
-
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except tfds.core.registered.DatasetNotFoundError as error:
-        raise ValueError(
-            f"Unknown tensorflow-datasets name {name!r}. Use a catalogue name such as "
-            f"'tf_flowers' or 'imagenette/160px', the embedded offline dataset {DATASET_NAME!r}, "
-            f"or a folder path (train/CLASS/*.jpg)."
-        ) from error
+    builder = find_builder(
+        name,
+        data_dir,
+        f"a catalogue name such as 'tf_flowers' or 'imagenette/160px', the embedded offline dataset "
+        f"{DATASET_NAME!r}, or a folder path (train/CLASS/*.jpg)",
+    )
     if not builder.is_prepared():
-        _prepare(builder, name, download)
+        prepare_builder(builder, name, download)
     features = builder.info.features
     if "label" not in features or not isinstance(features["label"], tfds.features.ClassLabel):
         raise ValueError(
@@ -172,14 +171,15 @@ def from_image_folder(root: str, val_fraction: float = DEFAULT_VAL_FRACTION) -> 
     )
 
 
-def check_images(root: str) -> None:
-    """Raise `ValueError` listing the image files that cannot be decoded, before any training.
+def check_images(root: str, paths: list[Path] | None = None) -> None:
+    """Raise `ValueError` listing the image files (`paths`, default ``root/*/*/*``) that cannot be
+    decoded, before any training.
 
     Cheap for large folders: each file's first and last bytes are read; only a file whose end is
     not a JPEG/PNG end marker (a truncated download, or extra bytes after the image) is decoded.
     """
     bad = []
-    for path in sorted(Path(root).glob("*/*/*")):
+    for path in sorted(Path(root).glob("*/*/*")) if paths is None else paths:
         if path.suffix.lower() not in FOLDER_DATASET_SUFFIXES:
             continue
         with open(path, "rb") as handle:
@@ -206,9 +206,20 @@ def _decodes(path: Path) -> bool:
     return True
 
 
-def _prepare(builder: tfds.core.DatasetBuilder, name: str, download: bool) -> None:
+def find_builder(name: str, data_dir: str | None, alternatives: str) -> tfds.core.DatasetBuilder:
+    """`tfds.builder(name)` (nothing prepared yet), with the embedded builders registered; an
+    unknown name raises `ValueError` suggesting `alternatives`."""
+    try:
+        return tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError as error:
+        raise ValueError(f"Unknown tensorflow-datasets name {name!r}. Use {alternatives}.") from error
+
+
+def prepare_builder(
+    builder: tfds.core.DatasetBuilder, name: str, download: bool, offline_name: str = DATASET_NAME
+) -> None:
     """Generate or download `builder`'s data, failing within seconds when the network is needed
-    but unreachable."""
+    but unreachable (the error suggests the embedded dataset `offline_name`)."""
     data_dir = builder.data_dir_root if hasattr(builder, "data_dir_root") else builder.data_dir
     urls = _download_urls(builder)
     if urls and not download:
@@ -223,7 +234,7 @@ def _prepare(builder: tfds.core.DatasetBuilder, name: str, download: bool) -> No
             f"Dataset {name!r} is not prepared in {data_dir} and its download server(s) "
             f"{sorted(unreachable)} cannot be reached (offline?). Prepare it on a connected "
             f"machine with `tfds build {name} --data_dir DIR` and pass --data-dir DIR, or use the "
-            f"embedded offline dataset {DATASET_NAME!r}."
+            f"embedded offline dataset {offline_name!r}."
         )
     builder.download_and_prepare()
 
@@ -231,7 +242,7 @@ def _prepare(builder: tfds.core.DatasetBuilder, name: str, download: bool) -> No
 def _download_urls(builder: tfds.core.DatasetBuilder) -> list[str]:
     """The URLs the builder will download (from its registered checksums); [] if it downloads
     nothing (as the embedded dataset). Builders without a checksum file are assumed to download."""
-    if isinstance(builder, tfds.core.GeneratorBasedBuilder) and builder.name == DATASET_NAME:
+    if isinstance(builder, tfds.core.GeneratorBasedBuilder) and builder.name in EMBEDDED_DATASETS:
         return []
     try:
         infos = builder.url_infos or {}

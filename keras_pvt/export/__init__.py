@@ -10,7 +10,10 @@ Public API (stable):
                       verify=True, threads=2, ..., overwrite=False)
         -> ConversionResult (with .verification)
     verify_tflite(tflite_path, model, images, *, threads=2, runs=10, ...) -> VerificationReport
-    load_images(source, *, image_size, limit, preprocess) -> float32 NHWC array
+        (a segmenter, `keras_pvt.segmentation.is_segmenter`, is compared per pixel instead of by
+        top-1: `report.dense` holds the pixel agreement, the mIoU vs Keras and, with `masks=`
+        ground truth, both mIoUs; `min_pixel_agreement` fails a file below it)
+    load_images(source, *, image_size, limit, preprocess, model) -> float32 NHWC array
     format_report(report) -> str; write_report_json(report, path, *, overwrite=False);
         report_path(output) -> Path
     TFLiteRunner(tflite, threads) (named-tensor access to a .tflite), op_histogram(tflite),
@@ -23,6 +26,10 @@ holds a previous export of the same kind and ``overwrite=True``; anything else r
 This package is TensorFlow-only; the TFLite interpreter comes from `ai-edge-litert` (extra `export`),
 imported when a `.tflite` file is run.
 """
+
+from keras_pvt._requires import require_tensorflow
+
+require_tensorflow("keras_pvt.export")  # one clear ImportError where TensorFlow is absent
 
 from keras_pvt._safe_write import OutputRefusedError
 from keras_pvt.export.errors import ExportError, UnsupportedOpsError, VerificationError

@@ -1,8 +1,9 @@
 """Image sources for calibration and verification: arrays, image folders, tf.data / tfds splits.
 
 Every source becomes a float32 NHWC array of model-ready images. Raw pixels (uint8 arrays, image
-files, uint8 dataset elements) go through `preprocess` (ImageNet mean/std normalisation by default);
-float arrays and float dataset elements are taken as already preprocessed.
+files, uint8 dataset elements) go through `preprocess` (by default what the model takes: ImageNet
+mean/std normalisation, or none for a model that normalises itself, `include_preprocessing=True`);
+float arrays and float dataset elements are taken as model-ready (raw pixels for such a model).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from keras_pvt.images import IMAGE_SUFFIXES, preprocess_input
+from keras_pvt.images import IMAGE_SUFFIXES, preprocess_input, takes_raw_pixels
 
 TFDS_PREFIX = "tfds:"
 DEFAULT_IMAGE_SIZE = (224, 224)
@@ -32,6 +33,7 @@ def load_images(
     limit: int | None = None,
     preprocess: Preprocess | None = None,
     data_dir: str | None = None,
+    model: Any = None,
 ) -> np.ndarray:
     """Model-ready float32 images (N, H, W, C) from `source`.
 
@@ -42,9 +44,22 @@ def load_images(
             already prepared on this machine (never downloaded).
         image_size: (height, width) to resize to; None keeps array sizes and uses 224x224 for files.
         limit: take at most this many images.
-        preprocess: applied to raw pixels; default `keras_pvt.preprocess_input`.
+        preprocess: applied to raw pixels; default `keras_pvt.preprocess_input`, or a float32 cast
+            when `model` normalises itself.
         data_dir: tensorflow-datasets folder for a ``tfds:`` source (default: tfds' own).
+        model: the model the images are for: one that takes raw pixels (`takes_raw_pixels`) gets
+            them unnormalised, and float images below 0 (normalised already) are refused for it.
     """
+    if model is not None and takes_raw_pixels(model):
+        return _raw_pixels(
+            load_images(
+                source,
+                image_size=image_size,
+                limit=limit,
+                preprocess=preprocess or _as_float32,
+                data_dir=data_dir,
+            )
+        )
     preprocess = preprocess or preprocess_input
     if limit is not None and limit < 1:
         raise ValueError(f"The number of images must be positive, got {limit}.")
@@ -63,10 +78,32 @@ def load_images(
     )
 
 
-def random_images(count: int, image_size: tuple[int, int], channels: int = 3, seed: int = 0) -> np.ndarray:
-    """Deterministic standard-normal images: the stand-in for preprocessed photos."""
+def random_images(
+    count: int, image_size: tuple[int, int], channels: int = 3, seed: int = 0, *, raw_pixels: bool = False
+) -> np.ndarray:
+    """Deterministic stand-ins for photos: standard-normal images (preprocessed), or uniform integer
+    pixels in [0, 255] as float32 with `raw_pixels` (for a model that normalises itself)."""
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((count, *image_size, channels)).astype(np.float32)
+    shape = (count, *image_size, channels)
+    if raw_pixels:
+        return rng.integers(0, 256, shape).astype(np.float32)
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def _as_float32(images: np.ndarray) -> np.ndarray:
+    return images.astype(np.float32)
+
+
+def _raw_pixels(images: np.ndarray) -> np.ndarray:
+    """`images` for a model that normalises itself: refused if they hold values below 0."""
+    lowest = float(images.min())
+    if lowest < 0:
+        raise ValueError(
+            f"The images have values down to {lowest:.3g}, but the model normalises its inputs itself "
+            "(include_preprocessing=True) and takes raw pixels in [0, 255]: these look normalised "
+            "already. Pass the unnormalised images (uint8, or float 0-255)."
+        )
+    return images
 
 
 def _is_array_like(source: Any) -> bool:

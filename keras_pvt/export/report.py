@@ -42,6 +42,22 @@ def _size(num_bytes: int) -> str:
     return f"{num_bytes / 2**20:.2f} MiB" if num_bytes >= 2**20 else f"{num_bytes / 1024:.1f} KiB"
 
 
+def _dense_lines(dense: Any, minimum: float | None) -> list[str]:
+    """A segmenter's per-pixel agreement with Keras, and both mIoUs against ground truth if known."""
+    lines = [
+        f"  pixel agreement   {100 * dense.pixel_agreement:.2f}% of {dense.pixels:,} pixels"
+        + (f" (required {100 * minimum:.1f}%)" if minimum is not None else ""),
+        f"  mIoU vs Keras     {100 * dense.mean_iou_vs_keras:.2f}% ({dense.num_classes} classes)",
+    ]
+    if dense.keras_mean_iou is not None:
+        lines.append(
+            f"  mIoU vs truth     Keras {100 * dense.keras_mean_iou:.2f}%, "
+            f"export {100 * dense.export_mean_iou:.2f}% (pixel accuracy "
+            f"{100 * dense.keras_pixel_accuracy:.2f}% / {100 * dense.export_pixel_accuracy:.2f}%)"
+        )
+    return lines
+
+
 def format_report(report: Any) -> str:
     """Human-readable multi-line summary of a `VerificationReport`."""
     shape = "x".join("?" if d is None else str(d) for d in report.input_shape)
@@ -61,6 +77,8 @@ def format_report(report: Any) -> str:
         )
     if report.top1_agreement is not None:
         lines.append(f"  top-1 agreement   {100 * report.top1_agreement:.1f}%")
+    if getattr(report, "dense", None) is not None:
+        lines.extend(_dense_lines(report.dense, report.min_pixel_agreement))
     threads = f", {report.threads} threads" if report.threads else ""
     latency_shape = "x".join(map(str, report.latency_input_shape))
     lines.append(

@@ -10,11 +10,12 @@ import keras
 import tensorflow as tf
 
 from keras_pvt._safe_write import SAVED_MODEL, staged_output
+from keras_pvt.export.dense import DEFAULT_IGNORE_LABEL, DEFAULT_MIN_PIXEL_AGREEMENT
 from keras_pvt.export.errors import VerificationError
 from keras_pvt.export.images import DEFAULT_IMAGE_SIZE, random_images
 from keras_pvt.export.signature import INPUT_NAME, SIGNATURE_KEY, serving_function
 from keras_pvt.export.verify import VerificationReport, verify_saved_model
-from keras_pvt.images import parse_image_size
+from keras_pvt.images import parse_image_size, takes_raw_pixels
 
 SAVED_MODEL_TOLERANCE = 1e-4  # same TF graph: any larger difference means a broken export
 
@@ -83,21 +84,40 @@ def export_and_verify_saved_model(
     runs: int = 10,
     tolerance: float | None = SAVED_MODEL_TOLERANCE,
     min_top1: float | None = None,
+    masks: Any = None,
+    min_pixel_agreement: float | None = DEFAULT_MIN_PIXEL_AGREEMENT["none"],
+    dense: bool | None = None,
+    ignore_label: int | None = DEFAULT_IGNORE_LABEL,
     overwrite: bool = False,
 ) -> VerificationReport:
     """`export_saved_model`, then `verify_saved_model` before the folder appears at `path`.
 
     `images` are model-ready float32 images (default: `num_images` seeded random images at
-    `image_size`, 224x224 when dynamic). Returns the `VerificationReport`; a failed verification
-    raises `VerificationError` and leaves `path` as it was. `overwrite`: as in `export_saved_model`.
+    `image_size`, 224x224 when dynamic; raw pixels for a model that normalises itself). Returns the
+    `VerificationReport`; a failed verification raises `VerificationError` and leaves `path` as it
+    was. `overwrite`: as in `export_saved_model`.
+    For a segmenter, `masks` (ground truth of `images`), `min_pixel_agreement`, `dense` and
+    `ignore_label` are those of `verify_saved_model`.
     """
     spec = input_spec(model, image_size, batch_size)
     if images is None:
         size = tuple(spec.shape[1:3]) if None not in spec.shape[1:3] else DEFAULT_IMAGE_SIZE
-        images = random_images(max(num_images, batch_size or 1), size, spec.shape[3])
+        count, raw = max(num_images, batch_size or 1), takes_raw_pixels(model)
+        images = random_images(count, size, spec.shape[3], raw_pixels=raw)
     with staged_output(path, SAVED_MODEL, overwrite=overwrite) as stage:
         _write(model, stage, spec)
-        report = verify_saved_model(stage, model, images, runs=runs, tolerance=tolerance, min_top1=min_top1)
+        report = verify_saved_model(
+            stage,
+            model,
+            images,
+            runs=runs,
+            tolerance=tolerance,
+            min_top1=min_top1,
+            masks=masks,
+            min_pixel_agreement=min_pixel_agreement,
+            dense=dense,
+            ignore_label=ignore_label,
+        )
         report.path = os.fspath(path)
         if not report.ok:
             raise VerificationError(

@@ -18,13 +18,22 @@ import numpy as np
 
 from keras_pvt._keywords import replace_fields
 from keras_pvt._safe_write import TFLITE, check_output, scratch_folder, staged_output
+from keras_pvt.export.dense import DEFAULT_IGNORE_LABEL, DEFAULT_MIN_PIXEL_AGREEMENT
 from keras_pvt.export.errors import ExportError, UnsupportedOpsError, VerificationError
 from keras_pvt.export.images import DEFAULT_IMAGE_SIZE, load_images, random_images
 from keras_pvt.export.saved_model import export_saved_model, input_spec
 from keras_pvt.export.verify import DEFAULT_RUNS, VerificationReport, verify_tflite
 from keras_pvt.images import parse_image_size as image_size_pair
+from keras_pvt.images import takes_raw_pixels
 
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
+# The names of the TFLite files in the demos' and notebooks' comparison tables -> quantization mode.
+TFLITE_FORMATS = {
+    "tflite_float": "none",
+    "tflite_float16": "float16",
+    "tflite_dynamic": "dynamic",
+    "tflite_int8": "int8",
+}
 # Absolute max-difference tolerance checked by the automatic verification; None = report only.
 DEFAULT_TOLERANCE: dict[str, float | None] = {
     "none": 1e-3,
@@ -172,7 +181,8 @@ class TFLiteOptions:
         int8_io: with "int8", make the input and output tensors int8 (else float32 with
             quantize/dequantize ops inside).
         strict_int8: with "int8", fail if any op has no int8 kernel instead of leaving it in float.
-        preprocess: raw-pixel preprocessing for folders/uint8 data (default ImageNet mean/std).
+        preprocess: raw-pixel preprocessing for folders/uint8 data (default: ImageNet mean/std, none
+            for a model that normalises itself; its calibration data are then raw pixels).
         data_dir: tensorflow-datasets folder for "tfds:" sources.
 
     An unknown mode, int8 without calibration images or int8 input/output without int8 raise
@@ -206,6 +216,12 @@ class VerifyOptions:
         threads, runs: interpreter threads and timed runs for the latency in the report.
         tolerance: "auto" (1e-3 for "none", report-only for quantised modes), None, or a float.
         min_top1: if set, verification fails below this top-1 agreement.
+        verify_masks: for a segmenter, ground-truth masks (N, H, W) of `verify_images`: the report
+            adds the Keras model's and the file's mIoU against them.
+        min_pixel_agreement: for a segmenter, the smallest fraction of pixels whose argmax matches
+            Keras: "auto" (`dense.DEFAULT_MIN_PIXEL_AGREEMENT` of the mode), None, or a float.
+        dense: per-pixel verification; None = when the model is a keras-pvt segmenter.
+        ignore_label: mask value left out of the mIoU against `verify_masks`.
     """
 
     verify: bool = True
@@ -214,6 +230,14 @@ class VerifyOptions:
     runs: int = DEFAULT_RUNS
     tolerance: float | str | None = "auto"
     min_top1: float | None = None
+    verify_masks: Any = None
+    min_pixel_agreement: float | str | None = "auto"
+    dense: bool | None = None
+    ignore_label: int | None = DEFAULT_IGNORE_LABEL
+
+    def __post_init__(self) -> None:
+        if self.verify_masks is not None and self.verify_images is None:
+            raise ValueError("`verify_masks` are the masks of `verify_images`: give both.")
 
 
 def convert_to_tflite(
@@ -245,8 +269,8 @@ def convert_to_tflite(
     size = image_size_pair(options.image_size)
     spec = input_spec(model, size, options.batch_size)
     data_size = size or _built_size(spec)
-    calibration = _calibration_images(options, data_size)
-    samples = _verification_images(checks, calibration, data_size, spec, options)
+    calibration = _calibration_images(options, data_size, model)
+    samples = _verification_images(checks, calibration, data_size, spec, options, model)
 
     start = time.perf_counter()
     with staged_output(output_path, TFLITE, overwrite=overwrite) as stage:
@@ -266,7 +290,9 @@ def convert_to_tflite(
     )
 
 
-def _calibration_images(options: TFLiteOptions, size: tuple[int, int] | None) -> np.ndarray | None:
+def _calibration_images(
+    options: TFLiteOptions, size: tuple[int, int] | None, model: Any
+) -> np.ndarray | None:
     if options.quantize != "int8":
         return None
     return load_images(
@@ -275,6 +301,7 @@ def _calibration_images(options: TFLiteOptions, size: tuple[int, int] | None) ->
         limit=options.num_calibration,
         preprocess=options.preprocess,
         data_dir=options.data_dir,
+        model=model,
     )
 
 
@@ -315,6 +342,8 @@ def _verify(
     if not checks.verify:
         return None
     tolerance = DEFAULT_TOLERANCE[quantize] if checks.tolerance == "auto" else checks.tolerance
+    minimum = checks.min_pixel_agreement
+    masks = None if checks.verify_masks is None else np.asarray(checks.verify_masks)[: len(samples)]
     report = verify_tflite(
         stage,
         model,
@@ -324,6 +353,10 @@ def _verify(
         tolerance=tolerance,
         min_top1=checks.min_top1,
         quantize=quantize,
+        masks=masks,
+        min_pixel_agreement=DEFAULT_MIN_PIXEL_AGREEMENT[quantize] if minimum == "auto" else minimum,
+        dense=checks.dense,
+        ignore_label=checks.ignore_label,
     )
     report.path = os.fspath(output_path)
     if not report.ok:
@@ -344,19 +377,25 @@ def _verification_images(
     size: tuple[int, int] | None,
     spec: Any,
     options: TFLiteOptions,
+    model: Any,
 ) -> np.ndarray | None:
     if not checks.verify:
         return None
     batch = spec.shape[0] or 1
     if checks.verify_images is not None:
         images = load_images(
-            checks.verify_images, image_size=size, preprocess=options.preprocess, data_dir=options.data_dir
+            checks.verify_images,
+            image_size=size,
+            preprocess=options.preprocess,
+            data_dir=options.data_dir,
+            model=model,
         )
     elif calibration is not None:
         images = calibration[: max(DEFAULT_VERIFY_IMAGES, batch)]
     else:
         count = max(DEFAULT_VERIFY_IMAGES, batch)
-        images = random_images(count, size or DEFAULT_IMAGE_SIZE, spec.shape[3])
+        raw = takes_raw_pixels(model)
+        images = random_images(count, size or DEFAULT_IMAGE_SIZE, spec.shape[3], raw_pixels=raw)
     usable = len(images) - len(images) % batch
     if usable < 1:
         raise ValueError(f"Verification needs at least {batch} images for the fixed batch {batch}.")

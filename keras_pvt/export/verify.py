@@ -20,6 +20,13 @@ import tensorflow as tf
 
 from keras_pvt._litert_private import ops_details
 from keras_pvt.export._files import size_on_disk
+from keras_pvt.export.dense import (
+    DEFAULT_IGNORE_LABEL,
+    DenseAgreement,
+    dense_agreement,
+    dense_failures,
+    is_dense_model,
+)
 from keras_pvt.export.signature import SIGNATURE_KEY, serving_function
 
 DEFAULT_RUNS = 10
@@ -50,6 +57,8 @@ class VerificationReport:
     delegate_partitions: int | None = None
     delegated_whole_graph: bool | None = None
     quantize: str | None = None
+    dense: DenseAgreement | None = None
+    min_pixel_agreement: float | None = None
     failures: list[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -109,6 +118,24 @@ def _compare(
     return max_diff, mean_diff, top1, failures
 
 
+def _comparison(
+    model: Any,
+    reference: Mapping[str, np.ndarray],
+    exported: Mapping[str, np.ndarray],
+    dense: bool | None,
+    masks: Any,
+    ignore_label: int | None,
+) -> tuple[dict[str, float], dict[str, float], float | None, DenseAgreement | None, list[str]]:
+    """`_compare`, plus the per-pixel comparison for a segmenter (`dense`; None = auto)."""
+    max_diff, mean_diff, top1, failures = _compare(reference, exported)
+    if not (is_dense_model(model) if dense is None else dense):
+        if masks is not None:
+            raise ValueError("Ground-truth masks apply to segmenters only (per-pixel logits).")
+        return max_diff, mean_diff, top1, None, failures
+    agreement, problems = dense_agreement(reference, exported, masks, ignore_label)
+    return max_diff, mean_diff, None, agreement, failures + problems
+
+
 def median_ms(call: Callable[[], Any], runs: int, warmup: int = WARMUP_RUNS) -> float:
     """Median wall time of `call` in milliseconds over `runs` calls, after `warmup` untimed calls."""
     if runs < 1:
@@ -124,6 +151,8 @@ def median_ms(call: Callable[[], Any], runs: int, warmup: int = WARMUP_RUNS) -> 
 
 
 def _check_tolerance(report: VerificationReport, min_top1: float | None) -> None:
+    if report.dense is not None:
+        report.failures.extend(dense_failures(report.dense, report.min_pixel_agreement))
     tol = report.tolerance
     if tol is not None:
         for name, value in report.max_abs_diff.items():
@@ -277,6 +306,10 @@ def verify_tflite(
     tolerance: float | None = None,
     min_top1: float | None = None,
     quantize: str | None = None,
+    masks: Any = None,
+    min_pixel_agreement: float | None = None,
+    dense: bool | None = None,
+    ignore_label: int | None = DEFAULT_IGNORE_LABEL,
 ) -> VerificationReport:
     """Run `tflite_path` with LiteRT on `images` and compare it with `model`.
 
@@ -289,6 +322,12 @@ def verify_tflite(
         tolerance: if set, a max abs difference above it is a failure.
         min_top1: if set, a top-1 agreement below it is a failure.
         quantize: recorded in the report.
+        masks: for a segmenter, ground-truth class masks (N, H, W) of `images`: the report then
+            gives the Keras model's and the file's mIoU against them (`ignore_label` not counted).
+        min_pixel_agreement: for a segmenter, a fraction of pixels whose argmax matches Keras
+            below it is a failure.
+        dense: compare per pixel (`report.dense`: pixel agreement, mIoU vs Keras) instead of top-1;
+            None = when `model` is a keras-pvt segmenter (`keras_pvt.segmentation.is_segmenter`).
 
     Returns the `VerificationReport`; it lists non-finite outputs, missing outputs and tolerance
     breaches in `failures` (check `report.ok`), it does not raise for them.
@@ -298,7 +337,9 @@ def verify_tflite(
     runner = TFLiteRunner(path, threads)
     exported = runner(images)
     reference = _keras_outputs(model, images)
-    max_diff, mean_diff, top1, failures = _compare(reference, exported)
+    max_diff, mean_diff, top1, agreement, failures = _comparison(
+        model, reference, exported, dense, masks, ignore_label
+    )
     latency = runner.latency_ms(images[0], runs)
     partitions, whole = runner.delegation()
     histogram, float_ops = analyze_ops(path)
@@ -328,6 +369,8 @@ def verify_tflite(
         delegate_partitions=partitions,
         delegated_whole_graph=whole,
         quantize=quantize,
+        dense=agreement,
+        min_pixel_agreement=min_pixel_agreement,
         failures=failures,
     )
     _check_tolerance(report, min_top1)
@@ -343,8 +386,16 @@ def verify_saved_model(
     runs: int = DEFAULT_RUNS,
     tolerance: float | None = None,
     min_top1: float | None = None,
+    masks: Any = None,
+    min_pixel_agreement: float | None = None,
+    dense: bool | None = None,
+    ignore_label: int | None = DEFAULT_IGNORE_LABEL,
 ) -> VerificationReport:
-    """Load `path` with ``tf.saved_model.load`` and compare its `serving_default` with `model`."""
+    """Load `path` with ``tf.saved_model.load`` and compare its `serving_default` with `model`.
+
+    The segmenter arguments (`masks`, `min_pixel_agreement`, `dense`, `ignore_label`) are those of
+    `verify_tflite`.
+    """
     path = os.fspath(path)
     if not os.path.isdir(path):
         raise FileNotFoundError(f"SavedModel folder {path!r} does not exist.")
@@ -356,7 +407,9 @@ def verify_saved_model(
     chunks = [serve(images=tf.constant(images[i : i + batch])) for i in range(0, len(images), batch)]
     exported = {k: np.concatenate([np.asarray(c[k]) for c in chunks]) for k in chunks[0]}
     reference = _keras_outputs(model, images)
-    max_diff, mean_diff, top1, failures = _compare(reference, exported)
+    max_diff, mean_diff, top1, agreement, failures = _comparison(
+        model, reference, exported, dense, masks, ignore_label
+    )
     single = tf.constant(np.repeat(images[:1], fixed_batch or 1, axis=0))
     report = VerificationReport(
         path=path,
@@ -374,6 +427,8 @@ def verify_saved_model(
         threads=None,
         latency_input_shape=list(single.shape),
         tolerance=tolerance,
+        dense=agreement,
+        min_pixel_agreement=min_pixel_agreement,
         failures=failures,
     )
     _check_tolerance(report, min_top1)

@@ -1,7 +1,8 @@
 """A 3x3 depthwise convolution written as nine shifted multiply-adds, for code that XLA compiles.
 
 XLA fuses the shifts into one loop over memory, while its own depthwise convolution is many times
-slower than TensorFlow's kernel on CPU (measurements: `benchmarks/results/`). Each shift zero-pads
+slower than TensorFlow's kernel on CPU (measurements: `benchmarks/results/`); the XLA tables of
+TensorFlow (`tf_xla`) and JAX (`jax_xla`) use it. Each shift zero-pads
 only its own slice, so no padded copy of the input is ever materialised.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from keras import ops
+
+from keras_pvt.kernels.activations import exact_gelu
 
 
 def shifted(x: Any, dy: int, dx: int) -> Any:
@@ -28,3 +31,8 @@ def shifted_depthwise_conv(x: Any, kernel: Any, bias: Any) -> Any:
             if (i, j) != (1, 1):
                 out = out + shifted(x, i - 1, j - 1) * kernel[i, j, :, 0]
     return out
+
+
+def shifted_depthwise_conv_gelu(dwconv: Any, x: Any) -> Any:
+    """The `depthwise_conv_gelu` kernel, ``exact_gelu(dwconv(x))``, with the conv as shifted multiply-adds."""
+    return exact_gelu(shifted_depthwise_conv(x, dwconv.kernel, dwconv.bias))

@@ -7,15 +7,8 @@ slower than TensorFlow's kernel on CPU (`keras_pvt.kernels.shifted_conv`). Tenso
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
-from keras_pvt.kernels.activations import exact_gelu
-from keras_pvt.kernels.shifted_conv import shifted_depthwise_conv
+from keras_pvt.kernels.shifted_conv import shifted_depthwise_conv_gelu
 from keras_pvt.kernels.tf_plain import TF_PLAIN
 
-
-def depthwise_conv_gelu(dwconv: Any, x: Any) -> Any:
-    return exact_gelu(shifted_depthwise_conv(x, dwconv.kernel, dwconv.bias))
-
-
-TF_XLA = dataclasses.replace(TF_PLAIN, name="tf_xla", depthwise_conv_gelu=depthwise_conv_gelu)
+TF_XLA = dataclasses.replace(TF_PLAIN, name="tf_xla", depthwise_conv_gelu=shifted_depthwise_conv_gelu)

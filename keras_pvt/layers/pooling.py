@@ -5,25 +5,40 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_pvt.limits import MAX_IMAGE_SIZE, as_int
 
 
-def adaptive_pool_matrix(size: Any, output_size: int, dtype: str = "float32") -> Any:
+def _inside_windows(xp: Any, size: Any, output_size: int) -> Any:
+    """Boolean ``(output_size, size)``: whether column j lies in PyTorch's window i.
+
+    `xp` is `numpy` (a static `size`) or `keras.ops` (a run-time one): the same formula for both.
+    """
+    rows = xp.arange(output_size, dtype="int32")[:, None]
+    cols = xp.arange(size, dtype="int32")[None, :]
+    start = xp.floor_divide(rows * size, output_size)
+    end = xp.floor_divide((rows + 1) * size + output_size - 1, output_size)
+    return xp.logical_and(xp.greater_equal(cols, start), xp.less(cols, end))
+
+
+def adaptive_pool_matrix(size: Any, output_size: int, dtype: Any = "float32") -> Any:
     """`(output_size, size)` matrix whose row i averages PyTorch's window i of a length-`size` axis.
 
     Window i spans ``floor(i * size / out)`` to ``ceil((i + 1) * size / out)`` (exclusive), so windows
     overlap or vary in length when `size` is not a multiple of `output_size`, exactly as
-    `torch.nn.AdaptiveAvgPool2d`. `size` may be a Python int or a scalar tensor known only at run time.
+    `torch.nn.AdaptiveAvgPool2d`. A Python int `size` (every static shape, and every shape on JAX
+    and PyTorch) gives a constant built with NumPy, so traced code (JAX's jit) never needs a
+    concrete value of a tensor; a scalar tensor known only at run time (TensorFlow graphs with None
+    dims) gives the same matrix computed in the graph.
     """
+    if isinstance(size, (int, np.integer)):
+        inside = _inside_windows(np, int(size), output_size).astype("float32")
+        matrix = inside / inside.sum(axis=1, keepdims=True)
+        return ops.cast(ops.convert_to_tensor(matrix), dtype)
     size = ops.cast(size, "int32")
-    rows = ops.arange(output_size, dtype="int32")[:, None]
-    cols = ops.arange(size, dtype="int32")[None, :]
-    start = ops.floor_divide(rows * size, output_size)
-    end = ops.floor_divide((rows + 1) * size + output_size - 1, output_size)
-    inside = ops.logical_and(ops.greater_equal(cols, start), ops.less(cols, end))
-    weights = ops.cast(inside, dtype)
+    weights = ops.cast(_inside_windows(ops, size, output_size), dtype)
     return weights / ops.sum(weights, axis=1, keepdims=True)
 
 

@@ -5,11 +5,20 @@
 
 Options are grouped in `DataOptions` (the images), `Recipe` (the optimisation) and `RunOptions`
 (output, weights, epochs, precision, strategy); `train` takes each field as a keyword too.
+`train_segmentation` trains a Semantic FPN the same way (`SegmentationDataOptions`,
+`SegmentationRecipe`, `SegmenterOptions`, `RunOptions`).
 """
+
+from keras_pvt._requires import require_tensorflow
+
+require_tensorflow("keras_pvt.training")  # one clear ImportError where TensorFlow is absent
 
 from keras_pvt.training.callbacks import TrainingDivergedError
 from keras_pvt.training.options import PRECISIONS, DataOptions, RunOptions
 from keras_pvt.training.recipe import Recipe
+from keras_pvt.training.segmentation import SegmentationTrainResult, train_segmentation
+from keras_pvt.training.segmentation_options import SegmentationDataOptions, SegmenterOptions
+from keras_pvt.training.segmentation_recipe import SegmentationRecipe
 from keras_pvt.training.strategy import STRATEGIES, get_strategy
 from keras_pvt.training.train import TrainResult, train
 
@@ -19,8 +28,13 @@ __all__ = [
     "DataOptions",
     "Recipe",
     "RunOptions",
+    "SegmentationDataOptions",
+    "SegmentationRecipe",
+    "SegmentationTrainResult",
+    "SegmenterOptions",
     "TrainResult",
     "TrainingDivergedError",
     "get_strategy",
     "train",
+    "train_segmentation",
 ]

@@ -10,12 +10,8 @@ from typing import Any
 
 import numpy as np
 
-TFLITE_FORMATS = {
-    "tflite_float": "none",
-    "tflite_float16": "float16",
-    "tflite_dynamic": "dynamic",
-    "tflite_int8": "int8",
-}
+from keras_pvt.export.tflite import TFLITE_FORMATS
+
 DEFAULT_FORMATS = ("saved_model", "tflite_float", "tflite_int8")
 CHUNK = 100
 

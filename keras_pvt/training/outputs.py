@@ -35,7 +35,8 @@ def write_history(path: str, rows: Sequence[dict[str, float]]) -> None:
 
 
 def plot_history(history: dict[str, list[float]], path: str) -> str | None:
-    """Loss and accuracy curves (train and validation) to a PNG; None if matplotlib is missing."""
+    """Loss and accuracy (or mean IoU and pixel accuracy) curves, train and validation, to a PNG;
+    None if matplotlib is missing."""
     try:
         import matplotlib
 
@@ -47,7 +48,7 @@ def plot_history(history: dict[str, list[float]], path: str) -> str | None:
     epochs = [int(e) + 1 for e in history.get("epoch", [])]
     if not epochs:
         return None
-    panels = [name for name in ("loss", "accuracy") if name in history]
+    panels = [name for name in ("loss", "accuracy", "mean_iou", "pixel_accuracy") if name in history]
     figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
     for axis, name in zip(axes[0], panels):
         axis.plot(epochs, history[name], marker="o", label=f"train {name}")

@@ -1,0 +1,47 @@
+"""The one place that says a part of keras-pvt needs TensorFlow, in one line, when it is not there.
+
+The model, its layers and kernels, checkpoints and `.keras` files work on every Keras backend;
+`keras_pvt.training`, `keras_pvt.data`, `keras_pvt.export` and the `train`, `export` and `demo`
+commands need TensorFlow. Their packages call `require_tensorflow` before importing it, and the CLI
+asks `tensorflow_problem` before importing such a command.
+"""
+
+from __future__ import annotations
+
+import keras
+
+INSTALL_HINT = "pip install tensorflow"
+
+
+class TensorFlowRequiredError(ImportError):
+    """A TensorFlow-only part of keras-pvt was used where TensorFlow cannot be imported."""
+
+
+def _tensorflow_importable() -> bool:
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def tensorflow_problem(what: str, backend: bool = False) -> str | None:
+    """None if `what` can run here, else one line: that it needs TensorFlow, and how to get it.
+
+    With `backend`, `what` also needs TensorFlow to be Keras' backend (not only importable).
+    """
+    if not _tensorflow_importable():
+        return f"{what} needs TensorFlow, which is not installed here; install it with `{INSTALL_HINT}`."
+    if backend and keras.backend.backend() != "tensorflow":
+        return (
+            f"{what} needs TensorFlow as Keras' backend, but Keras runs on {keras.backend.backend()!r}; "
+            "run it with KERAS_BACKEND=tensorflow."
+        )
+    return None
+
+
+def require_tensorflow(what: str) -> None:
+    """Raise `TensorFlowRequiredError` (an ImportError) naming `what` if TensorFlow cannot be imported."""
+    problem = tensorflow_problem(what)
+    if problem is not None:
+        raise TensorFlowRequiredError(problem)

@@ -1,0 +1,91 @@
+"""Pixel-wise cross-entropy of a segmenter's logits against integer masks, with an ignore label.
+
+Written with `keras.ops` only (every backend). Logits smaller than the masks (a segmenter built with
+``logits_stride=4``) are resized bilinearly (align_corners=False) to the masks' size first, as
+mmseg's decode heads do in their loss and at evaluation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+IGNORE_LABEL = 255  # mmseg's ignore_index: padding, and "other" after reduce_zero_label
+
+
+def labels_and_logits(y_true: Any, y_pred: Any, ignore_label: int) -> tuple[Any, Any, Any]:
+    """``(labels int32 (B, H, W) with ignored pixels set to 0, logits float32 (B, H, W, C) at the
+    labels' size, valid (B, H, W) bool)``; a pixel is valid when its label is in ``[0, C)`` and is
+    not `ignore_label` (mmseg's histograms drop any other value too)."""
+    labels = ops.convert_to_tensor(y_true)
+    if len(labels.shape) == 4:  # (B, H, W, 1) masks
+        labels = ops.squeeze(labels, axis=-1)
+    if len(labels.shape) != 3:
+        raise ValueError(f"Segmentation labels must be masks (B, H, W), got shape {tuple(labels.shape)}.")
+    labels = ops.cast(labels, "int32")
+    logits = ops.cast(y_pred, "float32")
+    if len(logits.shape) != 4:
+        raise ValueError(
+            f"Segmentation predictions must be logits (B, H, W, classes), got shape {tuple(logits.shape)}."
+        )
+    logits = resize_to_labels(logits, labels)
+    num_classes = logits.shape[-1]
+    valid = ops.logical_and(
+        ops.logical_and(labels >= 0, labels < num_classes), ops.not_equal(labels, ignore_label)
+    )
+    return ops.where(valid, labels, 0), logits, valid
+
+
+def resize_to_labels(logits: Any, labels: Any) -> Any:
+    """`logits` (B, h, w, C) resized bilinearly (half-pixel centres, no antialiasing: PyTorch's
+    ``align_corners=False``) to the spatial size of `labels` (B, H, W); unchanged when equal."""
+    size = _spatial_size(labels)
+    if tuple(logits.shape[1:3]) == size and None not in size:
+        return logits
+    if None in size:  # unknown while tracing: take it from the tensor
+        dynamic = ops.shape(labels)
+        size = (dynamic[1], dynamic[2])
+    return ops.image.resize(logits, size, interpolation="bilinear", antialias=False)
+
+
+@keras.saving.register_keras_serializable(package="keras_pvt")
+class SegmentationCrossEntropy(keras.losses.Loss):
+    """Softmax cross-entropy from per-pixel logits, averaged over the pixels whose label is not
+    `ignore_label` (nor outside ``[0, classes)``), over the whole batch; 0 for a batch without one.
+
+    ``y_true``: integer masks (B, H, W) (or (B, H, W, 1)); ``y_pred``: logits (B, h, w, classes),
+    resized to (H, W) when smaller. This is PyTorch's ``F.cross_entropy(ignore_index=...)`` mean
+    (mmseg's ``avg_non_ignore=True``; mmseg's default divides by every pixel, ignored ones too).
+    Sample weights are refused: mark pixels to leave out with the ignore label.
+    """
+
+    def __init__(self, ignore_label: int = IGNORE_LABEL, name: str = "segmentation_cross_entropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.ignore_label = int(ignore_label)
+
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+        if sample_weight is not None:
+            raise ValueError(
+                "SegmentationCrossEntropy takes no sample weights; give the pixels to leave out the "
+                f"ignore label ({self.ignore_label}) instead."
+            )
+        return super().__call__(y_true, y_pred)
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        labels, logits, valid = labels_and_logits(y_true, y_pred, self.ignore_label)
+        per_pixel = ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        weights = ops.cast(valid, "float32")
+        total = ops.sum(per_pixel * weights)
+        return total / ops.maximum(ops.sum(weights), 1.0)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.pop("reduction", None)  # the mean over valid pixels is the only reduction
+        return {**config, "ignore_label": self.ignore_label}
+
+
+def _spatial_size(labels: Any) -> tuple[int | None, int | None]:
+    height, width = labels.shape[1], labels.shape[2]
+    return (None if height is None else int(height), None if width is None else int(width))

@@ -1,0 +1,27 @@
+"""The PVT-v2 configuration a training run names (preset, config or dict), and its size check."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from keras_pvt.config import PVTV2Config
+from keras_pvt.presets import canonical_variant, get_config
+
+
+def resolve_config(variant: str | PVTV2Config | Mapping[str, Any]) -> tuple[PVTV2Config, str]:
+    """(the config, the preset name or "custom") of a preset name, a `PVTV2Config` or its dict."""
+    if isinstance(variant, PVTV2Config):
+        return variant, "custom"
+    if isinstance(variant, Mapping):
+        return PVTV2Config.from_dict(variant), "custom"
+    return get_config(variant), canonical_variant(variant)
+
+
+def check_image_size(config: PVTV2Config, image_size: int) -> None:
+    """`ValueError` when `image_size` is below the smallest input `config` accepts."""
+    minimum = config.min_input_size()
+    if image_size < minimum:
+        raise ValueError(
+            f"image_size {image_size} is too small for this PVT-v2: it needs at least {minimum}."
+        )

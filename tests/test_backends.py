@@ -1,0 +1,282 @@
+"""keras-pvt on JAX and PyTorch as well as TensorFlow, and the TensorFlow-only parts without it.
+
+The `all_backends` tests run in every lane (`make test-backends`: KERAS_BACKEND=jax and torch):
+Li models compiled (JAX's jit) for predict and fit, `compile_inference` on each backend, the JAX
+speed table, both branches of the adaptive pool and `.keras` files saved under another backend.
+The others run in the TensorFlow lane, each in a fresh process where TensorFlow cannot be
+imported: `import keras_pvt` loads no TensorFlow there, and the TensorFlow-only parts say so in one
+line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from keras_pvt import PVT_V2, compile_inference, kernels
+from keras_pvt.kernels.jax_xla import JAX_XLA
+from keras_pvt.layers.pooling import adaptive_pool_matrix
+
+from helpers import tiny_config
+
+REPO = Path(__file__).resolve().parents[1]
+BACKEND = keras.backend.backend()
+F32_TOL = {"rtol": 1e-4, "atol": 1e-5}
+# On each backend, every strategy compile_inference has and one it refuses (None: it has them all).
+STRATEGIES = {"tensorflow": ("auto", None), "jax": ("xla", "segments"), "torch": ("plain", "xla")}
+# Where the cross-backend `.keras` files come from: the TensorFlow lane loads JAX's and PyTorch's,
+# the others load TensorFlow's (the default backend users save with).
+SAVED_UNDER = ["jax", "torch"] if BACKEND == "tensorflow" else ["tensorflow"]
+INSTALL = "install it with `pip install tensorflow`."
+# A fresh interpreter in which `import tensorflow` fails as it does where TensorFlow is absent.
+BLOCK_TENSORFLOW = """
+import sys
+
+sys.modules["tensorflow"] = None  # `import tensorflow` raises ImportError, find_spec gives None
+"""
+
+
+def _numpy(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def _images(rng: np.random.Generator, batch: int = 2, height: int = 64, width: int = 48) -> np.ndarray:
+    return rng.normal(size=(batch, height, width, 3)).astype("float32")
+
+
+def _run_python(code: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env},
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+# ------------------------------------------------------------------ models compiled by the backend
+@pytest.mark.all_backends
+@pytest.mark.slow  # compiling a training step costs seconds on every backend
+def test_li_model_compiled_predict_evaluate_and_fit(rng):
+    """On JAX `predict`, `evaluate` and `fit` jit the Li model's adaptive pool (static sizes)."""
+    model = PVT_V2(tiny_config(linear=True), classifier_activation=None)
+    images, labels = _images(rng), np.array([1, 7])
+    eager = _numpy(model(images, training=False))
+    np.testing.assert_allclose(model.predict(images, verbose=0), eager, **F32_TOL)
+    model.compile(keras.optimizers.SGD(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    before = [w.copy() for w in model.get_weights()]
+    history = model.fit(images, labels, batch_size=2, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    assert np.isfinite(model.evaluate(images, labels, verbose=0))
+
+
+@pytest.mark.all_backends
+@pytest.mark.parametrize("size", [1, 5, 7, 9, 23])
+def test_adaptive_pool_static_and_run_time_sizes_give_the_same_matrix(size):
+    static = adaptive_pool_matrix(size, 7)
+    run_time = adaptive_pool_matrix(keras.ops.convert_to_tensor(size, "int32"), 7)
+    np.testing.assert_allclose(_numpy(static), _numpy(run_time), rtol=0, atol=1e-7)
+    np.testing.assert_allclose(_numpy(static).sum(axis=1), 1.0, rtol=1e-6)
+
+
+@pytest.mark.all_backends
+def test_jax_speed_table_equals_the_plain_kernels_on_every_backend(rng):
+    model = PVT_V2(tiny_config(), include_top=False)
+    images = _images(rng, 1, 64, 64)
+    with kernels.use(JAX_XLA):
+        fast = _numpy(model(images, training=False))
+    np.testing.assert_allclose(fast, _numpy(model(images, training=False)), **F32_TOL)
+
+
+# ------------------------------------------------------------------ compile_inference
+@pytest.mark.all_backends
+@pytest.mark.slow  # compiles the model (XLA on TensorFlow and JAX)
+@pytest.mark.parametrize("linear", [False, True])
+def test_compile_inference_equals_the_model(linear, rng):
+    strategy = STRATEGIES[BACKEND][0]
+    model = PVT_V2(tiny_config(linear=linear), classifier_activation=None)
+    predict = compile_inference(model, strategy=strategy)
+    for images in (_images(rng), _images(rng, 1, 64, 64)):
+        got = predict(images)
+        assert keras.backend.standardize_dtype(got.dtype) == "float32"
+        np.testing.assert_allclose(_numpy(got), _numpy(model(images, training=False)), **F32_TOL)
+    assert predict.model is model
+
+
+@pytest.mark.all_backends
+@pytest.mark.slow  # compiles the model (XLA on TensorFlow and JAX)
+def test_compile_inference_of_stage_maps_follows_weights_unless_frozen(rng):
+    model = PVT_V2(tiny_config(), features_only=True)
+    live, frozen = compile_inference(model), compile_inference(model, freeze_weights=True)
+    images = _images(rng)
+    expected = {name: _numpy(value) for name, value in model(images, training=False).items()}
+    for predict in (live, frozen):
+        outputs = predict(images)
+        assert sorted(outputs) == ["stage1", "stage2", "stage3", "stage4"]
+        for name, value in expected.items():
+            np.testing.assert_allclose(_numpy(outputs[name]), value, **F32_TOL)
+    model.set_weights([w * 1.5 for w in model.get_weights()])
+    updated = _numpy(model(images, training=False)["stage4"])
+    assert not np.allclose(updated, expected["stage4"], **F32_TOL)
+    np.testing.assert_allclose(_numpy(live(images)["stage4"]), updated, **F32_TOL)
+    np.testing.assert_allclose(_numpy(frozen(images)["stage4"]), expected["stage4"], **F32_TOL)
+
+
+@pytest.mark.all_backends
+def test_compile_inference_refuses_clearly_on_every_backend(rng):
+    model = PVT_V2(tiny_config())
+    _, missing = STRATEGIES[BACKEND]
+    if missing is not None:
+        with pytest.raises(ValueError, match=rf"strategy='{missing}'.*needs the TensorFlow backend"):
+            compile_inference(model, strategy=missing)
+        with pytest.raises(ValueError, match=r"precision='bfloat16'.*needs the TensorFlow backend"):
+            compile_inference(model, precision="bfloat16")
+    predict = compile_inference(model)
+    with pytest.raises(ValueError, match=r"uint8 images.*no preprocessing inside"):
+        predict(np.zeros((1, 64, 64, 3), np.uint8))
+    with pytest.raises(ValueError, match="too small"):
+        predict(np.zeros((1, 16, 64, 3), np.float32))
+    with pytest.raises(ValueError, match="channels-last"):
+        predict(np.zeros((1, 3, 64, 64), np.float32))
+
+
+# ------------------------------------------------------------------ .keras files across backends
+@pytest.fixture(scope="session")
+def keras_file_saved_under(tmp_path_factory):
+    """`keras_file_saved_under(backend)`: (folder) of a tiny Li model saved as `.keras` in a fresh
+    process on that backend, with its input images and its outputs there."""
+    folders: dict[str, Path] = {}
+
+    def make(backend: str) -> Path:
+        if backend not in folders:
+            folder = tmp_path_factory.mktemp(f"saved_under_{backend}")
+            result = _run_python(
+                f"""
+                import sys
+                sys.path.insert(0, {str(REPO / "tests")!r})
+                import keras, numpy as np
+                from helpers import tiny_config
+                from keras_pvt import PVT_V2
+                keras.utils.set_random_seed(1)
+                model = PVT_V2(tiny_config(linear=True, drop_path_rate=0.1), classifier_activation=None)
+                images = np.random.default_rng(1).normal(size=(2, 57, 75, 3)).astype("float32")
+                model.save({str(folder / "model.keras")!r})
+                np.save({str(folder / "images.npy")!r}, images)
+                np.save({str(folder / "outputs.npy")!r}, keras.ops.convert_to_numpy(model(images)))
+                """,
+                {"KERAS_BACKEND": backend, "PYTHONPATH": str(REPO)},
+            )
+            assert result.returncode == 0, result.stderr[-3000:]
+            folders[backend] = folder
+        return folders[backend]
+
+    return make
+
+
+@pytest.mark.all_backends
+@pytest.mark.slow  # a fresh process on another backend
+@pytest.mark.parametrize("saved_under", SAVED_UNDER)
+def test_keras_file_saved_under_another_backend_gives_the_same_outputs(saved_under, keras_file_saved_under):
+    folder = keras_file_saved_under(saved_under)
+    model = keras.models.load_model(folder / "model.keras", safe_mode=True)
+    images = np.load(folder / "images.npy")
+    np.testing.assert_allclose(_numpy(model(images)), np.load(folder / "outputs.npy"), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(model.predict(images, verbose=0), np.load(folder / "outputs.npy"), **F32_TOL)
+
+
+# ------------------------------------------------------------------ without TensorFlow (TF lane)
+def _without_tensorflow(tmp_path: Path, code: str, backend: str = "jax") -> dict:
+    """Run `code` (which prints one JSON line last) on `backend` where TensorFlow cannot be imported."""
+    (tmp_path / "sitecustomize.py").write_text(BLOCK_TENSORFLOW)
+    result = _run_python(
+        code, {"KERAS_BACKEND": backend, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}, tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow  # a fresh process
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_keras_pvt_imports_and_runs_without_tensorflow(tmp_path, backend):
+    report = _without_tensorflow(
+        tmp_path,
+        f"""
+        import json, sys
+        sys.path.insert(0, {str(REPO / "tests")!r})
+        import keras, numpy as np
+        import keras_pvt
+        from helpers import tiny_config
+        model = keras_pvt.PVT_V2(tiny_config(linear=True))
+        images = np.zeros((1, 40, 40, 3), "float32")
+        probs = keras.ops.convert_to_numpy(keras_pvt.compile_inference(model)(images))
+        loaded = [m for m, v in sys.modules.items() if v is not None and m.split(".")[0] == "tensorflow"]
+        print(json.dumps({{"shape": list(probs.shape), "tensorflow_modules": loaded}}))
+        """,
+        backend,
+    )
+    assert report == {"shape": [1, 10], "tensorflow_modules": []}
+
+
+@pytest.mark.slow  # a fresh process
+def test_tensorflow_only_parts_say_so_in_one_line(tmp_path):
+    report = _without_tensorflow(
+        tmp_path,
+        """
+        import contextlib, importlib, io, json
+        from keras_pvt.cli import main
+        imports = {}
+        for name in ("keras_pvt.training", "keras_pvt.data", "keras_pvt.export"):
+            try:
+                importlib.import_module(name)
+            except ImportError as error:
+                imports[name] = [type(error).__name__, str(error)]
+        commands = {}
+        for argv in (["train"], ["export", "model.keras"], ["demo"], ["train", "--help"], ["variants"]):
+            stderr, stdout = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
+                try:
+                    code = main(argv)
+                except SystemExit as exit:
+                    code = exit.code
+            commands[" ".join(argv)] = [code, stderr.getvalue(), len(stdout.getvalue())]
+        print(json.dumps({"imports": imports, "commands": commands}))
+        """,
+    )
+    for name in ("keras_pvt.training", "keras_pvt.data", "keras_pvt.export"):
+        kind, message = report["imports"][name]
+        assert kind == "TensorFlowRequiredError"
+        assert message == f"{name} needs TensorFlow, which is not installed here; {INSTALL}"
+    for argv in ("train", "export model.keras", "demo", "train --help"):
+        code, stderr, _ = report["commands"][argv]
+        command = argv.split()[0]
+        assert code == 2
+        assert stderr.splitlines() == [
+            f"keras-pvt {command}: error: keras-pvt {command} needs TensorFlow, which is not installed here; "
+            + INSTALL
+        ]
+    code, stderr, printed = report["commands"]["variants"]
+    assert (code, stderr) == (0, "") and printed > 0
+
+
+def test_every_cli_subcommand_is_listed_with_its_tensorflow_need():
+    import importlib
+    import pkgutil
+
+    from keras_pvt import cli
+
+    modules = [info.name for info in pkgutil.iter_modules(cli.__path__)]
+    commands = [
+        name for name in modules if hasattr(importlib.import_module(f"keras_pvt.cli.{name}"), "register")
+    ]
+    assert sorted(commands) == sorted(cli.COMMANDS)
+    assert {name for name, needs in cli.COMMANDS.items() if needs} == {"demo", "export", "train"}

@@ -1,0 +1,160 @@
+"""Preset folders (config.json + model.weights.h5 + metadata.json): round trips, names, errors, safety."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import keras_pvt
+from keras_pvt import PVT_V2, from_preset, pretrained, save_to_preset
+from keras_pvt._safe_write import OutputRefusedError
+from keras_pvt.preset_files import FORMAT_VERSION, PresetError, read_preset_metadata
+
+from helpers import tiny_config
+
+pytestmark = pytest.mark.all_backends
+
+PRESET_FILES = ["config.json", "metadata.json", "model.weights.h5"]
+
+
+def _images(channels: int = 3) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (1, 64, 64, channels)).astype(np.float32)
+
+
+def _assert_same_outputs(model: keras.Model, restored: keras.Model, images: np.ndarray) -> None:
+    ours, theirs = model(images), restored(images)
+    if isinstance(ours, dict):
+        assert list(theirs) == list(ours)
+    for a, b in zip(keras.tree.flatten(ours), keras.tree.flatten(theirs), strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+
+
+@pytest.mark.parametrize(
+    ("options", "task"),
+    [
+        ({}, "classifier"),
+        ({"features_only": True}, "features"),
+        ({"include_preprocessing": True, "input_shape": (None, None, 4)}, "classifier"),
+    ],
+    ids=["classifier", "features_only", "include_preprocessing"],
+)
+def test_every_kind_of_model_round_trips(tmp_path, options, task) -> None:
+    model = PVT_V2(tiny_config(), **options)
+    path = save_to_preset(model, tmp_path / "preset")
+    assert sorted(p.name for p in path.iterdir()) == PRESET_FILES
+    config = json.loads((path / "config.json").read_text())
+    assert config["class_name"] == "Functional" and "compile_config" not in config
+    metadata = read_preset_metadata(path)
+    assert metadata["task"] == task and metadata["format_version"] == FORMAT_VERSION
+    assert metadata["include_preprocessing"] is bool(options.get("include_preprocessing"))
+    assert metadata["keras_version"] == keras.version() and metadata["date_saved"]
+    restored = from_preset(path)
+    assert restored.name == model.name and len(restored.weights) == len(model.weights)
+    _assert_same_outputs(model, restored, _images(model.inputs[0].shape[-1]))
+
+
+def test_the_segmenter_round_trips(tmp_path) -> None:
+    if importlib.util.find_spec("keras_pvt.segmentation") is None:
+        pytest.skip("keras_pvt.segmentation (SemanticFPN) is not in this tree yet")
+    from keras_pvt.segmentation.model import SemanticFPN
+
+    model = SemanticFPN(tiny_config(), num_classes=5, fpn_channels=16, head_channels=8)
+    restored = from_preset(save_to_preset(model, tmp_path / "segmenter", class_names=list("abcde")))
+    metadata = read_preset_metadata(tmp_path / "segmenter")
+    assert metadata["task"] == "segmenter" and metadata["class_names"] == list("abcde")
+    _assert_same_outputs(model, restored, _images())
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> keras.Model:
+    return PVT_V2(tiny_config())
+
+
+@pytest.fixture
+def preset(tmp_path, tiny_model):
+    return save_to_preset(tiny_model, tmp_path / "preset")
+
+
+def test_metadata_names_the_variant_and_the_classes(tmp_path, tiny_model) -> None:
+    model = keras_pvt.PVTV2B0(weights=None, classes=3)
+    save_to_preset(model, tmp_path / "b0", class_names=["cat", "dog", "bird"])
+    metadata = read_preset_metadata(tmp_path / "b0")
+    assert metadata["variant"] == "b0" and metadata["class_names"] == ["cat", "dog", "bird"]
+    assert metadata["parameter_count"] == model.count_params()
+    with pytest.raises(ValueError, match="one name per class"):
+        save_to_preset(model, tmp_path / "other", class_names=["cat"])
+    assert not (tmp_path / "other").exists()
+    save_to_preset(tiny_model, tmp_path / "custom")
+    assert read_preset_metadata(tmp_path / "custom")["variant"] is None
+
+
+def test_named_presets_build_the_variant_and_fail_clearly_offline(tmp_path, monkeypatch, preset) -> None:
+    monkeypatch.setenv(pretrained.CACHE_ENV, str(tmp_path / "empty_cache"))
+    monkeypatch.setenv(pretrained.OFFLINE_ENV, "1")
+    with pytest.raises(pretrained.PretrainedWeightsUnavailableError, match="pvt_v2_b0"):
+        from_preset("pvt_v2_b0_imagenet")
+    model = from_preset("b0", weights=None, include_top=False, include_preprocessing=True)
+    assert model.name == "pvt_v2_b0" and model.get_layer("pixel_normalization") is not None
+    with pytest.raises(FileNotFoundError, match="neither a preset folder nor a preset name"):
+        from_preset("pvt_v2_b9")
+    with pytest.raises(TypeError, match="named presets only"):
+        from_preset(preset, include_top=False)
+
+
+def test_missing_or_corrupt_files_are_named(preset) -> None:
+    text = (preset / "config.json").read_text()
+    (preset / "config.json").write_text(text[: len(text) // 2])
+    with pytest.raises(PresetError, match=r"config\.json.*not valid JSON"):
+        from_preset(preset)
+    (preset / "config.json").unlink()
+    with pytest.raises(PresetError, match=r"config\.json .*is missing"):
+        from_preset(preset)
+
+
+def test_mismatched_weights_are_refused(tmp_path, preset) -> None:
+    other = save_to_preset(PVT_V2(tiny_config(depths=(1, 2, 1, 1))), tmp_path / "other")
+    (preset / "model.weights.h5").replace(other / "model.weights.h5")
+    with pytest.raises(PresetError, match="do not fit"):
+        from_preset(other)
+    (other / "model.weights.h5").write_bytes(b"not hdf5")
+    with pytest.raises(PresetError, match="not an HDF5 file"):
+        from_preset(other)
+
+
+def test_a_newer_format_or_foreign_metadata_is_refused(preset) -> None:
+    metadata = json.loads((preset / "metadata.json").read_text())
+    (preset / "metadata.json").write_text(json.dumps({**metadata, "format_version": FORMAT_VERSION + 1}))
+    with pytest.raises(PresetError, match="Upgrade keras-pvt"):
+        from_preset(preset)
+    (preset / "metadata.json").write_text(json.dumps({"keras_version": "3.0.0"}))  # e.g. keras-hub's
+    with pytest.raises(PresetError, match="not keras-pvt preset metadata"):
+        from_preset(preset)
+
+
+def test_code_in_config_json_is_never_run(tmp_path) -> None:
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    path = save_to_preset(model, tmp_path / "lambda")
+    with pytest.raises(PresetError, match="Lambda"):
+        from_preset(path)
+
+
+def test_only_a_previous_preset_is_replaced_and_only_when_asked(tmp_path, preset, tiny_model) -> None:
+    with pytest.raises(OutputRefusedError, match="pass --overwrite"):
+        save_to_preset(tiny_model, preset)
+    replacement = PVT_V2(tiny_config(), classes=4)
+    save_to_preset(replacement, preset, overwrite=True)
+    assert from_preset(preset).output.shape[-1] == 4
+    users = tmp_path / "my_folder"
+    users.mkdir()
+    (users / "notes.txt").write_text("mine")
+    with pytest.raises(OutputRefusedError, match="not a previous keras-pvt preset"):
+        save_to_preset(replacement, users, overwrite=True)
+    assert (users / "notes.txt").read_text() == "mine"
+    (preset / "extra.txt").write_text("added by the user")
+    with pytest.raises(OutputRefusedError, match="not a previous keras-pvt preset"):
+        save_to_preset(replacement, preset, overwrite=True)
