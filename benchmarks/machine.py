@@ -1,4 +1,5 @@
-"""What the benchmarks ran on: CPU model, cores, memory, load, OS and Python."""
+"""What the benchmarks ran on: CPU model and the features that matter here, cores, memory, load, OS and
+Python."""
 
 from __future__ import annotations
 
@@ -30,6 +31,21 @@ def _mem_total_gib() -> float | None:
     return None
 
 
+# CPU features that decide which kernels the engines use: AVX-512 (XNNPACK, oneDNN, OpenVINO),
+# its bfloat16 and int8 dot products, and AMX (the tile units bf16/int8 matmuls go fastest on).
+RELEVANT_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
+
+
 def machine_info() -> dict[str, Any]:
     """A JSON-able description of this machine and its current load."""
     cpu = _cpuinfo()
@@ -40,6 +56,7 @@ def machine_info() -> dict[str, Any]:
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "amx_bf16": "amx_bf16" in flags,
         "avx512_bf16": "avx512_bf16" in flags,
+        "cpu_flags": [flag for flag in RELEVANT_FLAGS if flag in flags],
         "memory_gib": _mem_total_gib(),
         "os": platform.platform(),
         "python": platform.python_version(),

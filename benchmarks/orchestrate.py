@@ -16,20 +16,27 @@ HERE = Path(__file__).resolve().parent
 WORKERS = {
     "keras_pvt": "worker_keras_pvt.py",
     "keras_pvt_backend": "worker_keras_pvt_backend.py",  # keras-pvt on JAX or PyTorch
+    "keras_pvt_deploy": "worker_keras_pvt_deploy.py",  # compile_inference engines, our files on runtimes
     "timm": "worker_timm.py",
+    "timm_onnx": "worker_timm_onnx.py",  # timm -> ONNX -> ONNX Runtime / OpenVINO, in timm's venv
     "kecam": "worker_kecam.py",
 }
+# The virtual environment each implementation runs in (its key in `interpreters`).
+VENVS = {"keras_pvt_backend": "keras_pvt", "keras_pvt_deploy": "keras_pvt", "timm_onnx": "timm"}
 PREFIX = "@@ "
 SETTLE_S = 0.5  # pause before each timed run, so one worker's idle threads never overlap the next one
 
 
 def interpreters(peers: Path) -> dict[str, Path]:
     """Python executable per implementation; peers whose venv is missing are left out."""
-    found = {"keras_pvt": Path(sys.executable), "keras_pvt_backend": Path(sys.executable)}
+    found = {"keras_pvt": Path(sys.executable)}
     for impl in ("timm", "kecam"):
         python = peers / impl / "bin" / "python"
         if python.exists():
             found[impl] = python
+    for impl, venv in VENVS.items():
+        if venv in found:
+            found[impl] = found[venv]
     return found
 
 
@@ -79,8 +86,11 @@ class Worker:
         try:
             return self.request({"cmd": "quit"})
         finally:
-            self.process.wait(timeout=60)
-            self.log.close()
+            self.close()
+
+    def close(self) -> None:
+        self.process.wait(timeout=60)
+        self.log.close()
 
 
 @dataclass
@@ -91,11 +101,12 @@ class Cell:
     cpu: list[float] = field(default_factory=list)
     round_medians: list[float] = field(default_factory=list)
     prepare_s: float = 0.0
+    facts: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 
     def summary(self, per_call: int = 1) -> dict[str, Any]:
         if not self.wall:
-            return {"error": self.error or "no timings"}
+            return {"error": self.error or "no timings", "facts": self.facts}
         median = statistics.median(self.wall)
         return {
             "median_s": median,
@@ -108,6 +119,7 @@ class Cell:
             "round_medians_s": self.round_medians,
             "samples": len(self.wall),
             "prepare_s": self.prepare_s,
+            "facts": self.facts,
             "error": self.error,
         }
 
@@ -134,9 +146,16 @@ def compare(
     try:
         for contestant in present:
             try:
-                workers[contestant.label] = Worker(pythons[contestant.impl], contestant, log_dir)
+                worker = Worker(pythons[contestant.impl], contestant, log_dir)
             except RuntimeError as error:
                 info[contestant.label] = {"error": str(error)}
+                continue
+            if worker.hello.get("ready") is False:
+                info[contestant.label] = {"skipped": worker.hello["skipped"]}
+                print(f"  skipped {contestant.label}: {worker.hello['skipped']}", flush=True)
+                worker.close()
+                continue
+            workers[contestant.label] = worker
         cells: dict[str, dict[str, Any]] = {}
         for params in params_list:
             key = json.dumps(params, sort_keys=True)
@@ -158,6 +177,7 @@ def compare(
                     cell.cpu += reply["cpu"]
                     cell.round_medians.append(statistics.median(reply["wall"]))
                     cell.prepare_s += reply["prepare_s"]
+                    cell.facts.update(reply.get("facts", {}))
             per_call = params.get("batch", 1)
             cells[key] = {label: cell.summary(per_call) for label, cell in timings.items()}
             _progress(params, cells[key])

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from report_deploy import deploy_section
+
 PEERS = ("timm", "kecam")
 BASELINE_SUFFIX = "@base"  # label of a keras-pvt contestant run from `--baseline REV`
 
@@ -114,36 +116,83 @@ def train_section(run: dict[str, Any], targets: list[list[str]]) -> list[str]:
     return [*lines, ""]
 
 
+TFLITE_MODES = (("float32", "float32"), ("int8", "int8 (ours: mixed)"), ("int8_full", "int8-full"))
+
+
+def _ratio(ours: dict[str, Any] | None, other: dict[str, Any] | None) -> float | None:
+    """Median time of `ours` over `other`'s (None unless both ran)."""
+    if ours and other and "median_s" in ours and "median_s" in other:
+        return ours["median_s"] / other["median_s"]
+    return None
+
+
+def _size_ratio(ours: dict[str, Any] | None, other: dict[str, Any] | None) -> float | None:
+    """File size of `ours` over `other`'s, from the cells' facts."""
+    sizes = [(summary or {}).get("facts", {}).get("file_bytes") for summary in (ours, other)]
+    return sizes[0] / sizes[1] if None not in sizes else None
+
+
+def _mib(summary: dict[str, Any] | None) -> str:
+    size = (summary or {}).get("facts", {}).get("file_bytes")
+    return "n/a" if size is None else f"{size / 2**20:.2f}"
+
+
+def _accuracy(summary: dict[str, Any] | None) -> str:
+    facts = (summary or {}).get("facts", {})
+    if "relative_error" not in facts:
+        return "n/a"
+    return f"{facts['relative_error']:.1e}, {facts['top1_agreement']:.0%}"
+
+
 def tflite_section(run: dict[str, Any], targets: list[list[str]]) -> list[str]:
+    """B0 .tflite latency at batch 1; appends issue 17's int8 targets (ours mixed int8 vs our
+    float32 file and kecam's int8, and the file size)."""
     if "tflite_b0" not in run["results"]:
         return []
     lines = [
         "## TFLite b0, batch 1, latency ms (median, min-max)",
         "",
-        "| model | threads | keras_pvt | kecam | keras_pvt / kecam |",
-        "|---|---|---|---|---|",
+        'Ours: `convert_to_tflite` ("int8": mixed int8, "int8-full": every op integer); kecam: '
+        "the plain converter (its int8: every op integer). Outputs vs the file's own Keras model: "
+        "relative error of the outputs, top-1 agreement (random weights and images).",
+        "",
+        "| model | threads | keras_pvt | kecam | keras_pvt / kecam | MiB (ours / kecam) | ours vs Keras |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for quant in ("float32", "int8"):
+    for quant, title in TFLITE_MODES:
         for threads in (1, 2):
             row = _cell(run, "tflite_b0", {"threads": threads})
             ours, peer = row.get(f"keras_pvt_{quant}"), row.get(f"kecam_{quant}")
-            ratio = (
-                ours["median_s"] / peer["median_s"]
-                if ours and peer and "median_s" in ours and "median_s" in peer
-                else None
-            )
+            ratio = _ratio(ours, peer)
             lines.append(
-                f"| {quant} | {threads} | {_ms(ours)} | {_ms(peer)} | "
-                f"{'n/a' if ratio is None else f'{ratio:.2f}x'} |"
+                f"| {title} | {threads} | {_ms(ours)} | {_ms(peer)} | "
+                f"{'n/a' if ratio is None else f'{ratio:.2f}x'} | {_mib(ours)} / {_mib(peer)} | "
+                f"{_accuracy(ours)} |"
             )
-            if quant == "float32":
-                targets.append(
-                    [
-                        f"TFLite b0 float32 latency, {threads} thread(s), <= 0.8x kecam",
-                        "n/a" if ratio is None else f"{ratio:.2f}x",
-                        _verdict(None if ratio is None else ratio <= 0.8),
-                    ]
-                )
+    for threads in (1, 2):
+        row = _cell(run, "tflite_b0", {"threads": threads})
+        mixed = row.get("keras_pvt_int8")
+        for other, factor, name in (
+            ("keras_pvt_float32", 0.6, "our float32 file"),
+            ("kecam_int8", 0.25, "kecam's int8"),
+        ):
+            ratio = _ratio(mixed, row.get(other))
+            targets.append(
+                [
+                    f"b0 .tflite mixed int8 latency, {threads} thread(s), <= {factor}x {name}",
+                    "n/a" if ratio is None else f"{ratio:.2f}x",
+                    _verdict(None if ratio is None else ratio <= factor),
+                ]
+            )
+    row = _cell(run, "tflite_b0", {"threads": 1})
+    size = _size_ratio(row.get("keras_pvt_int8"), row.get("keras_pvt_float32"))
+    targets.append(
+        [
+            "b0 .tflite mixed int8 file size <= 0.35x our float32 file",
+            "n/a" if size is None else f"{size:.2f}x",
+            _verdict(None if size is None else size <= 0.35),
+        ]
+    )
     return [*lines, ""]
 
 
@@ -347,6 +396,16 @@ def _baseline_memory(run: dict[str, Any]) -> list[str]:
     return ["", header, "|---|---|---|", *lines]
 
 
+def _cpu_features(machine: dict[str, Any]) -> str:
+    """The CPU features that matter here, saying outright whether AMX and AVX512-BF16 are there."""
+    flags = machine.get("cpu_flags")
+    if flags is None:  # a run recorded before the flags were
+        return f"AMX-BF16: {machine['amx_bf16']}"
+    amx = "AMX" if any(f.startswith("amx") for f in flags) else "no AMX"
+    bf16 = "AVX512-BF16" if "avx512_bf16" in flags else "no AVX512-BF16"
+    return f"{bf16}, {amx} (flags: {' '.join(flags) or 'none listed'})"
+
+
 def machine_lines(run: dict[str, Any]) -> list[str]:
     m = run["machine"]
     versions: dict[str, str] = {}
@@ -359,7 +418,7 @@ def machine_lines(run: dict[str, Any]) -> list[str]:
     versions.pop("keras_pvt_source", None)  # the baseline's folder: named in its own section
     return [
         f"Machine: {m['cpu_model']}, {m['usable_cpus']} usable of {m['logical_cpus']} logical CPUs, "
-        f"{m['memory_gib']} GiB, AMX-BF16: {m['amx_bf16']}; {m['os']}; Python {m['python']}.",
+        f"{m['memory_gib']} GiB, {_cpu_features(m)}; {m['os']}; Python {m['python']}.",
         f"Versions: {', '.join(f'{k} {v}' for k, v in sorted(versions.items()))}.",
         f"Run at {m['time']}, {run['duration_s'] / 60:.1f} min; load average before "
         f"{'/'.join(f'{x:.2f}' for x in m['load_average'])}, after "
@@ -370,27 +429,29 @@ def machine_lines(run: dict[str, Any]) -> list[str]:
     ]
 
 
+def _targets_table(title: str, targets: list[list[str]]) -> list[str]:
+    if not targets:
+        return []
+    rows = [f"| {target} | {measured} | {status} |" for target, measured, status in targets]
+    return [f"## Targets ({title})", "", "| target | measured | status |", "|---|---|---|", *rows, ""]
+
+
 def write_reports(run: dict[str, Any], output: Path) -> list[Path]:
     """Write bench.json, bench.md and resolution_scaling.png under `output`; return the paths."""
     targets: list[list[str]] = []
+    deployment: list[list[str]] = []  # issue 17's targets
     body = (
         inference_section(run, targets)
+        + deploy_section(run, deployment)
         + train_section(run, targets)
-        + tflite_section(run, targets)
+        + tflite_section(run, deployment)
         + memory_section(run, targets)
         + bf16_section(run)
         + backends_section(run)
         + baseline_section(run)
     )
     scaling, plot = scaling_section(run, output)
-    table = [
-        "## Targets (issue 6)",
-        "",
-        "| target | measured | status |",
-        "|---|---|---|",
-        *(f"| {a} | {b} | {c} |" for a, b, c in targets),
-        "",
-    ]
+    table = [*_targets_table("issue 17: deployment", deployment), *_targets_table("issue 6", targets)]
     markdown = ["# keras-pvt benchmarks", "", *machine_lines(run), *table, *body, *scaling]
     paths = [output / "bench.json", output / "bench.md"]
     paths[0].write_text(json.dumps(run, indent=1))

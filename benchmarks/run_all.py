@@ -1,10 +1,13 @@
 """Side-by-side benchmarks of keras-pvt against timm and keras-cv-attention-models (`make bench`).
 
-    python benchmarks/run_all.py [--quick] [--only infer,train,tflite,memory,scaling,bf16,segmentation]
+    python benchmarks/run_all.py [--quick] [--only infer,deploy,train,tflite,memory,scaling,bf16,...]
                                  [--baseline REV] [--peers /tmp/pvt-peers] [--output benchmarks/results]
 
 Every implementation runs in its own process and virtual environment (the peers come from
-`../shared/peers/setup.sh`; missing peers are skipped). Contestants alternate run by run and the
+`../shared/peers/setup.sh`; missing peers are skipped). "deploy" sets every CPU deployment of
+PVT-v2 side by side (timm eager, timm -> ONNX -> ONNX Runtime / OpenVINO, kecam on TensorFlow and
+LiteRT, and ours on each `compile_inference` engine, on LiteRT and on OpenVINO), with the machine's
+float32 peak measured by `roofline.py` before and after. Contestants alternate run by run and the
 reports give medians, min-max and ratios: see `benchmarks/results/bench.md` (also .json, .png).
 Timings on a shared machine drift; the load average before and after is recorded with the results.
 
@@ -41,8 +44,11 @@ from machine import machine_info  # noqa: E402
 from orchestrate import Contestant, compare, interpreters  # noqa: E402
 from report import BASELINE_SUFFIX, write_reports  # noqa: E402
 
-GROUPS = ("infer", "train", "tflite", "memory", "scaling", "bf16", "segmentation", "backends")
+GROUPS = ("infer", "deploy", "train", "tflite", "memory", "scaling", "bf16", "segmentation", "backends")
 REPO = HERE.parent
+# `compile_inference(model, freeze_weights=True, engine=...)` engines timed by the "deploy" group.
+ENGINES = ("xla", "segments", "litert", "openvino", "auto")
+DEPLOY_THREADS = 2  # intra-op threads of ONNX Runtime, OpenVINO and LiteRT (this machine's CPUs)
 
 
 def infer_contestants(variant: str) -> list[Contestant]:
@@ -54,6 +60,36 @@ def infer_contestants(variant: str) -> list[Contestant]:
         Contestant("keras_pvt_bf16", "keras_pvt", {**task, "mode": "bf16"}),
         Contestant("timm", "timm", task),
         Contestant("kecam", "kecam", task),
+    ]
+
+
+def deploy_contestants(variant: str, cache: Path) -> list[Contestant]:
+    """Every CPU deployment of `variant`: the peers, then ours (labels starting "keras_pvt_")."""
+    infer = {"task": "infer", "variant": variant}
+    onnx = {**infer, "cache": str(cache), "threads": DEPLOY_THREADS}
+    ours = {"task": "deploy", "variant": variant, "cache": str(cache), "threads": DEPLOY_THREADS}
+    # Its own folder: the "tflite" group's kecam file of the same name comes from another random model.
+    kecam_tflite = {"task": "tflite", "variant": variant, "quant": "float32", "cache": str(cache / "deploy")}
+    return [
+        Contestant("timm", "timm", infer),
+        Contestant("timm_onnxruntime", "timm_onnx", {**onnx, "engine": "onnxruntime"}),
+        Contestant("timm_openvino", "timm_onnx", {**onnx, "engine": "openvino"}),
+        Contestant("timm_openvino_bf16", "timm_onnx", {**onnx, "engine": "openvino", "precision": "bf16"}),
+        Contestant("kecam", "kecam", infer),
+        Contestant("kecam_tflite", "kecam", {**kecam_tflite, "threads": DEPLOY_THREADS}),
+        *(
+            Contestant(
+                f"keras_pvt_{engine}", "keras_pvt_deploy", {**ours, "runtime": "engine", "engine": engine}
+            )
+            for engine in ENGINES
+        ),
+        Contestant("keras_pvt_tflite", "keras_pvt_deploy", {**ours, "runtime": "tflite"}),
+        Contestant("keras_pvt_openvino_ir", "keras_pvt_deploy", {**ours, "runtime": "openvino_ir"}),
+        Contestant(
+            "keras_pvt_openvino_ir_bf16",
+            "keras_pvt_deploy",
+            {**ours, "runtime": "openvino_ir", "precision": "bf16"},
+        ),
     ]
 
 
@@ -133,6 +169,45 @@ def bench_infer(bench: Bench, results: dict[str, Any]) -> None:
         results[f"infer_{variant}"] = bench.compare(infer_contestants(variant), params, bench.rounds, iters)
 
 
+def bench_deploy(bench: Bench, results: dict[str, Any]) -> None:
+    """B0 and B2 (--quick: B0) at 224, batch 1 and 16, on every CPU deployment; the float32 peak
+    before and after."""
+    roofline = [measure_roofline(bench)]
+    for variant in ("b0",) if bench.quick else ("b0", "b2"):  # --quick: B0 only (conversions dominate)
+        print(f"deployment {variant} (every engine, {DEPLOY_THREADS} threads)", flush=True)
+        params = [{"batch": 1, "size": 224}, {"batch": 16, "size": 224}]
+        iters = {
+            json.dumps(params[0], sort_keys=True): 2 if bench.quick else 10,
+            json.dumps(params[1], sort_keys=True): 1 if bench.quick else 3,
+        }
+        contestants = deploy_contestants(variant, bench.cache)
+        results[f"deploy_{variant}"] = bench.compare(contestants, params, bench.rounds, iters)
+    roofline.append(measure_roofline(bench))
+    results["roofline"] = {"runs": roofline, "peak_gflops": max(r.get("peak_gflops", 0.0) for r in roofline)}
+
+
+def measure_roofline(bench: Bench) -> dict[str, Any]:
+    """`roofline.py` in a fresh process: the float32 matmul peak at `DEPLOY_THREADS` threads."""
+    repeats = "3" if bench.quick else "10"
+    command = [
+        sys.executable,
+        str(HERE / "roofline.py"),
+        "--threads",
+        str(DEPLOY_THREADS),
+        "--repeats",
+        repeats,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        return {"error": done.stderr[-2000:]}
+    measured = json.loads(lines[-1])
+    print(
+        f"  float32 matmul peak, {DEPLOY_THREADS} threads: {measured['peak_gflops']:.0f} GFLOP/s", flush=True
+    )
+    return measured
+
+
 def bench_train(bench: Bench, results: dict[str, Any]) -> None:
     print("training step b0", flush=True)
     task = {"task": "train", "variant": "b0"}
@@ -141,16 +216,21 @@ def bench_train(bench: Bench, results: dict[str, Any]) -> None:
     results["train_b0"] = bench.compare(contestants, params, bench.rounds, 1 if bench.quick else 2)
 
 
+PEERED = ("keras_pvt", "kecam")
+
+
 def bench_tflite(bench: Bench, results: dict[str, Any]) -> None:
+    """B0 .tflite files at batch 1 on LiteRT: float32 and int8 (ours mixed, kecam's every op
+    integer) beside kecam's, and our every-op-integer "int8-full"."""
     print("TFLite b0 (batch 1)", flush=True)
     contestants = [
         Contestant(
-            f"{impl}_{quant}",
+            f"{impl}_{quant.replace('-', '_')}",
             impl,
             {"task": "tflite", "variant": "b0", "quant": quant, "cache": str(bench.cache)},
         )
-        for quant in ("float32", "int8")
-        for impl in ("keras_pvt", "kecam")
+        for quant, impls in (("float32", PEERED), ("int8", PEERED), ("int8-full", ("keras_pvt",)))
+        for impl in impls
     ]
     params = [{"threads": 1}, {"threads": 2}]
     results["tflite_b0"] = bench.compare(contestants, params, bench.rounds, 3 if bench.quick else 10)
@@ -223,6 +303,7 @@ def bench_backends(bench: Bench, results: dict[str, Any]) -> None:
 
 GROUP_RUNNERS = {
     "infer": bench_infer,
+    "deploy": bench_deploy,
     "train": bench_train,
     "tflite": bench_tflite,
     "memory": bench_memory,

@@ -29,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from litert_timing import ready_interpreter, round_medians  # noqa: E402
 from machine import machine_info  # noqa: E402
 
 SIZES = (256, 512)
@@ -66,34 +67,15 @@ def convert(model: Any, size: int, quant: str, path: Path, rng: Any) -> dict[str
     }
 
 
-def invoke_ms(interpreter: Any, invokes: int) -> list[float]:
-    times = []
-    for _ in range(invokes):
-        start = time.perf_counter()
-        interpreter.invoke()
-        times.append((time.perf_counter() - start) * 1e3)
-    return times
-
-
 def measure(files: dict[str, Path], rounds: int, invokes: int, rng: Any) -> dict[str, dict[str, list[float]]]:
     """Round medians (ms) per file and thread count, every combination timed once per round."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreters = {}
-    for name, path in files.items():
-        for threads in THREADS:
-            interpreter = Interpreter(model_path=str(path), num_threads=threads)
-            interpreter.allocate_tensors()
-            detail = interpreter.get_input_details()[0]
-            interpreter.set_tensor(detail["index"], rng.normal(size=detail["shape"]).astype("float32"))
-            invoke_ms(interpreter, 2)  # warm-up
-            interpreters[name, threads] = interpreter
-    samples: dict[str, dict[str, list[float]]] = {name: {str(t): [] for t in THREADS} for name in files}
-    for index in range(rounds):
-        for (name, threads), interpreter in interpreters.items():
-            samples[name][str(threads)].append(statistics.median(invoke_ms(interpreter, invokes)))
-        print(f"round {index + 1}/{rounds} done", file=sys.stderr, flush=True)
-    return samples
+    interpreters = {
+        (name, threads): ready_interpreter(path, threads, rng, warmup=2)
+        for name, path in files.items()
+        for threads in THREADS
+    }
+    medians = round_medians(interpreters, rounds, invokes)
+    return {name: {str(t): medians[name, t] for t in THREADS} for name in files}
 
 
 def main(argv: list[str] | None = None) -> int:

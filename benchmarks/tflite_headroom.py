@@ -21,7 +21,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from litert_timing import ready_interpreter, round_medians  # noqa: E402
 from machine import machine_info  # noqa: E402
 from tf_common import keras_pvt_tflite  # noqa: E402
 
@@ -74,15 +74,6 @@ def ablations() -> dict[str, Callable[[], contextlib.AbstractContextManager]]:
     return {"unchanged": contextlib.nullcontext, **groups, "all four": all_four}
 
 
-def latency_ms(interpreter: Any, invokes: int) -> list[float]:
-    times = []
-    for _ in range(invokes):
-        start = time.perf_counter()
-        interpreter.invoke()
-        times.append((time.perf_counter() - start) * 1e3)
-    return times
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -91,7 +82,6 @@ def main() -> int:
     args = parser.parse_args()
 
     import numpy as np
-    from ai_edge_litert.interpreter import Interpreter
 
     from keras_pvt import PVT_V2
 
@@ -105,22 +95,13 @@ def main() -> int:
                 keras_pvt_tflite(model, "float32", rng)(path)
             flatbuffers[name] = path.read_bytes()
 
-    samples: dict[int, dict[str, list[float]]] = {t: {name: [] for name in flatbuffers} for t in THREADS}
-    interpreters = {}
-    for threads in THREADS:
-        for name, flatbuffer in flatbuffers.items():
-            interpreter = Interpreter(model_content=flatbuffer, num_threads=threads)
-            interpreter.allocate_tensors()
-            detail = interpreter.get_input_details()[0]
-            interpreter.set_tensor(detail["index"], rng.normal(size=detail["shape"]).astype("float32"))
-            latency_ms(interpreter, 5)  # warm-up
-            interpreters[threads, name] = interpreter
-    for round_index in range(args.rounds):
-        for threads in THREADS:
-            for name in flatbuffers:
-                round_median = statistics.median(latency_ms(interpreters[threads, name], args.invokes))
-                samples[threads][name].append(round_median)
-        print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+    interpreters = {
+        (threads, name): ready_interpreter(flatbuffer, threads, rng, warmup=5)
+        for threads in THREADS
+        for name, flatbuffer in flatbuffers.items()
+    }
+    medians = round_medians(interpreters, args.rounds, args.invokes)
+    samples = {t: {name: medians[t, name] for name in flatbuffers} for t in THREADS}
 
     results = {
         "machine": machine_info(),

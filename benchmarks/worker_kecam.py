@@ -1,7 +1,8 @@
 """Benchmark worker for keras-cv-attention-models (run with the kecam peer venv, tf-keras).
 
 Same tasks and params as `worker_keras_pvt.py`; "infer" has one mode, a `tf.function` of the model
-(kecam builds fixed-size models, so each input size gets its own model).
+(kecam builds fixed-size models, so each input size gets its own model); "tflite" also takes the
+run param "batch" (a file per batch) and the task's "threads" (used when the run gives none).
 """
 
 from __future__ import annotations
@@ -67,7 +68,13 @@ def main() -> None:
             return lambda: model.train_on_batch(images, labels)
 
     elif kind == "tflite":
-        prepare = tflite_task(task, "kecam", plain_tflite(build(224), task["quant"], rng), rng, versions)
+        model = build(224)
+
+        def reference(images: Any) -> Any:
+            return model(images, training=False).numpy()
+
+        write = plain_tflite(model, task["quant"], rng)
+        prepare = tflite_task(task, "kecam", write, rng, versions, reference)
 
     else:
         raise ValueError(f"unknown task {kind!r}")

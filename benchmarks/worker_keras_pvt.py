@@ -6,8 +6,10 @@ Task keys: "task" ("infer", "train", "tflite"), "variant", and
          "xla": its two strategies forced, "tf_function": a plain `tf.function` of the model);
          run params "batch", "size";
   train: run params "batch", "size" (AdamW step via `train_on_batch`, drop path 0.1);
-  tflite: "quant" ("float32" or "int8"), "cache" (folder for the .tflite file); run param "threads";
-         converted by `keras_pvt.export.convert_to_tflite` (fixed shape, batch 1, unverified).
+  tflite: "quant" ("float32", "int8" (mixed int8) or "int8-full" (every op integer)), "cache"
+         (folder for the .tflite file); run param "threads"; converted by
+         `keras_pvt.export.convert_to_tflite` (fixed shape, batch 1, unverified); a mode this
+         keras_pvt lacks is reported as skipped. Facts: the file's size, its outputs vs Keras'.
 Optional "source": the folder keras_pvt is imported from (default: this checkout), so that
 `run_all.py --baseline REV` can time an earlier revision with the same worker.
 """
@@ -84,9 +86,20 @@ def main() -> None:
             return lambda: model.train_on_batch(images, labels)
 
     elif kind == "tflite":
-        write = keras_pvt_tflite(PVT_V2(variant), task["quant"], rng)
+        from keras_pvt.export import QUANTIZE_MODES
+
+        if task["quant"] not in ("float32", *QUANTIZE_MODES):
+            raise worker_protocol.ContestantUnavailableError(
+                f"convert_to_tflite has no quantize={task['quant']!r} in this keras_pvt"
+            )
+        model = PVT_V2(variant)
+
+        def reference(images: Any) -> Any:
+            return keras.ops.convert_to_numpy(model(images, training=False))
+
+        write = keras_pvt_tflite(model, task["quant"], rng)
         prefix = "keras_pvt_baseline" if "source" in task else "keras_pvt"
-        prepare = tflite_task(task, prefix, write, rng, versions)
+        prepare = tflite_task(task, prefix, write, rng, versions, reference)
 
     else:
         raise ValueError(f"unknown task {kind!r}")
@@ -94,4 +107,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    worker_protocol.run(main)

@@ -11,10 +11,15 @@ from __future__ import annotations
 import keras
 
 INSTALL_HINT = "pip install tensorflow"
+OPENVINO_INSTALL_HINT = 'pip install "keras-pvt[openvino]"'
 
 
 class TensorFlowRequiredError(ImportError):
     """A TensorFlow-only part of keras-pvt was used where TensorFlow cannot be imported."""
+
+
+class OpenVINORequiredError(ImportError):
+    """An OpenVINO export or engine of keras-pvt was used where `openvino` cannot be imported."""
 
 
 def _tensorflow_importable() -> bool:
@@ -45,3 +50,19 @@ def require_tensorflow(what: str) -> None:
     problem = tensorflow_problem(what)
     if problem is not None:
         raise TensorFlowRequiredError(problem)
+
+
+def openvino_problem(what: str) -> str | None:
+    """None if `openvino` imports here, else one line: that `what` needs it, and how to get it."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return f"{what} needs OpenVINO, which is not installed here; install it: `{OPENVINO_INSTALL_HINT}`."
+    return None
+
+
+def require_openvino(what: str) -> None:
+    """Raise `OpenVINORequiredError` (an ImportError) naming `what` if `openvino` cannot be imported."""
+    problem = openvino_problem(what)
+    if problem is not None:
+        raise OpenVINORequiredError(problem)

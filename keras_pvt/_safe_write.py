@@ -38,6 +38,8 @@ SAVED_MODEL_ENTRIES = {
     "keras_metadata.pb",
 }
 MAX_REPORT_BYTES = 16 * 2**20
+MAX_IR_XML_BYTES = 256 * 2**20
+OPENVINO_IR_MARKER = b"<keras_pvt>"  # the rt_info entry `keras_pvt.export.openvino` writes
 PRESET_FILES = {"config.json", "metadata.json", "model.weights.h5"}
 PRESET_FORMAT = "keras-pvt-preset"  # the "format" entry of a preset's metadata.json
 _ASIDE = ".old"  # suffix of a previous output folder renamed aside during a swap
@@ -84,6 +86,28 @@ def _is_preset(path: Path) -> bool:
     return isinstance(data, dict) and data.get("format") == PRESET_FORMAT
 
 
+def _is_openvino_xml(path: Path) -> bool:
+    """An OpenVINO IR `.xml` that keras-pvt wrote: a ``<net`` whose rt_info has a ``<keras_pvt>`` entry."""
+    size = path.stat().st_size
+    if size > MAX_IR_XML_BYTES:
+        return False
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+        handle.seek(max(0, size - 65536))
+        tail = handle.read()
+    return head.lstrip().startswith(b"<?xml") and b"<net " in head and OPENVINO_IR_MARKER in tail
+
+
+def _is_openvino_bin(path: Path) -> bool:
+    """The weights of a keras-pvt IR: its `.xml` beside it is ours and names exactly this many bytes."""
+    xml = path.with_suffix(".xml")
+    if not xml.is_file() or not _is_openvino_xml(xml):
+        return False
+    text = xml.read_bytes()
+    ends = [int(o) + int(s) for o, s in re.findall(rb'offset="([0-9]+)" size="([0-9]+)"', text)]
+    return max(ends, default=0) == path.stat().st_size
+
+
 def _is_export_report(path: Path) -> bool:
     if path.stat().st_size > MAX_REPORT_BYTES:
         return False
@@ -121,6 +145,22 @@ TFLITE = OutputKind(
     example="model.tflite",
     proof="the TFL3 flatbuffer identifier",
     recognise=_is_tflite,
+)
+OPENVINO_XML = OutputKind(
+    name="OpenVINO IR .xml",
+    directory=False,
+    suffix=".xml",
+    example="model.xml",
+    proof="an IR <net> whose rt_info holds keras-pvt's <keras_pvt> entry",
+    recognise=_is_openvino_xml,
+)
+OPENVINO_BIN = OutputKind(
+    name="OpenVINO IR .bin",
+    directory=False,
+    suffix=".bin",
+    example="model.bin",
+    proof="a keras-pvt IR .xml beside it that names exactly its size",
+    recognise=_is_openvino_bin,
 )
 KERAS_MODEL = OutputKind(
     name=".keras model",

@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import os
 import warnings
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import h5py
 import keras
 import numpy as np
 
 from keras_pvt import pretrained
 from keras_pvt.checkpoints.assign import adapt_input_conv, input_adapted_message
-from keras_pvt.checkpoints.errors import CheckpointReadError
+from keras_pvt.checkpoints.keras_files import load_keras_file
 from keras_pvt.checkpoints.load import load_checkpoint
 from keras_pvt.checkpoints.readers import checkpoint_format
 from keras_pvt.checkpoints.variant import preset_of
@@ -97,31 +95,10 @@ def load_weights(
         name = variant or preset_of(config)
         load_checkpoint(model, pretrained.fetch(name), config=config, head=head or "require")
     elif not isinstance(weights, Mapping) and checkpoint_format(weights) == "keras":
-        _load_keras_file(model, Path(weights))
+        rebuild = "architecture (variant, include_top, classes)"
+        load_keras_file(model, Path(weights), rebuild=rebuild, load=_load_keras_weights)
     else:
         load_checkpoint(model, weights, config=config, head=head or "auto")
-
-
-def _load_keras_file(model: Any, path: Path) -> None:
-    kind = "Keras model (.keras)" if path.name.lower().endswith(".keras") else "Keras weights (.weights.h5)"
-    if not _has_keras_signature(path):
-        raise CheckpointReadError(
-            f"{str(path)!r} is not a {kind} file: "
-            + ("it is not a zip archive" if kind.endswith("(.keras)") else "it is not an HDF5 file")
-            + " (truncated, corrupt or another format under that name). Save or download it again."
-        )
-    try:
-        _load_keras_weights(model, path)
-    except ValueError as error:
-        raise ValueError(
-            f"The Keras weights {str(path)!r} do not fit model {model.name!r}: {error} Build the "
-            "same architecture (variant, include_top, classes) that saved them."
-        ) from error
-    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
-        raise CheckpointReadError(
-            f"Cannot read {str(path)!r} as a {kind} file: it is truncated or corrupt "
-            f"({type(error).__name__}: {error}). Save or download it again."
-        ) from error
 
 
 def _load_keras_weights(model: Any, path: Path) -> None:
@@ -174,10 +151,3 @@ def _copy_weights_adapting_input(source: Any, model: Any) -> None:
 
 def _first_kernel(model: Any) -> Any:
     return model.get_layer("stage1").patch_embed.proj.kernel
-
-
-def _has_keras_signature(path: Path) -> bool:
-    """A `.keras` file is a zip archive, a `.weights.h5` file an HDF5 file."""
-    if path.name.lower().endswith(".keras"):
-        return zipfile.is_zipfile(path)
-    return bool(h5py.is_hdf5(os.fspath(path)))

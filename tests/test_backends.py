@@ -3,9 +3,10 @@
 The `all_backends` tests run in every lane (`make test-backends`: KERAS_BACKEND=jax and torch):
 Li models compiled (JAX's jit) for predict and fit, `compile_inference` on each backend, the JAX
 speed table, both branches of the adaptive pool and `.keras` files saved under another backend.
-The others run in the TensorFlow lane, each in a fresh process where TensorFlow cannot be
-imported: `import keras_pvt` loads no TensorFlow there, and the TensorFlow-only parts say so in one
-line.
+The others run in the TensorFlow lane, in fresh processes where TensorFlow cannot be imported:
+`import keras_pvt` loads no TensorFlow there, and the TensorFlow-only parts say so in one line.
+One fresh process per backend (`_fresh_backend_worker.py`) checks all of that backend's facts and
+saves its `.keras` file, each fact reported under its name.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import keras
@@ -50,17 +50,6 @@ def _numpy(x):
 
 def _images(rng: np.random.Generator, batch: int = 2, height: int = 64, width: int = 48) -> np.ndarray:
     return rng.normal(size=(batch, height, width, 3)).astype("float32")
-
-
-def _run_python(code: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env},
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
 
 
 # ------------------------------------------------------------------ models compiled by the backend
@@ -150,44 +139,59 @@ def test_compile_inference_refuses_clearly_on_every_backend(rng):
         predict(np.zeros((1, 3, 64, 64), np.float32))
 
 
-# ------------------------------------------------------------------ .keras files across backends
+# ------------------------------------------------------------------ fresh processes
 @pytest.fixture(scope="session")
-def keras_file_saved_under(tmp_path_factory):
-    """`keras_file_saved_under(backend)`: (folder) of a tiny Li model saved as `.keras` in a fresh
-    process on that backend, with its input images and its outputs there."""
-    folders: dict[str, Path] = {}
+def fresh_process(tmp_path_factory):
+    """`fresh_process(backend)`: the facts `_fresh_backend_worker.py` reports from one fresh process
+    on that backend (run once per backend and session). On JAX and PyTorch TensorFlow cannot be
+    imported there; the process then also checks what works without it (JAX: the CLI too)."""
+    reports: dict[str, dict] = {}
 
-    def make(backend: str) -> Path:
-        if backend not in folders:
-            folder = tmp_path_factory.mktemp(f"saved_under_{backend}")
-            result = _run_python(
-                f"""
-                import sys
-                sys.path.insert(0, {str(REPO / "tests")!r})
-                import keras, numpy as np
-                from helpers import tiny_config
-                from keras_pvt import PVT_V2
-                keras.utils.set_random_seed(1)
-                model = PVT_V2(tiny_config(linear=True, drop_path_rate=0.1), classifier_activation=None)
-                images = np.random.default_rng(1).normal(size=(2, 57, 75, 3)).astype("float32")
-                model.save({str(folder / "model.keras")!r})
-                np.save({str(folder / "images.npy")!r}, images)
-                np.save({str(folder / "outputs.npy")!r}, keras.ops.convert_to_numpy(model(images)))
-                """,
-                {"KERAS_BACKEND": backend, "PYTHONPATH": str(REPO)},
+    def run(backend: str) -> dict:
+        if backend not in reports:
+            folder = tmp_path_factory.mktemp(f"fresh_{backend}")
+            facts, path = [], [str(REPO)]
+            if backend != "tensorflow":
+                facts = ["without_tensorflow", "cli"] if backend == "jax" else ["without_tensorflow"]
+                (folder / "sitecustomize.py").write_text(BLOCK_TENSORFLOW)
+                path.insert(0, str(folder))
+            # XLA's LLVM at -O0 compiles JAX's ops ~3x faster, same results (as in `make test-backends`)
+            xla = {"XLA_FLAGS": os.environ.get("XLA_FLAGS", "--xla_backend_optimization_level=0")}
+            xla = xla if backend == "jax" else {}
+            result = subprocess.run(
+                [sys.executable, str(REPO / "tests" / "_fresh_backend_worker.py"), str(folder), *facts],
+                env={
+                    **os.environ,
+                    "TF_CPP_MIN_LOG_LEVEL": "3",
+                    **xla,
+                    "KERAS_BACKEND": backend,
+                    "PYTHONPATH": os.pathsep.join(path),
+                },
+                capture_output=True,
+                text=True,
+                cwd=folder,
+                timeout=600,  # one process checks several facts
             )
-            assert result.returncode == 0, result.stderr[-3000:]
-            folders[backend] = folder
-        return folders[backend]
+            assert result.returncode == 0, f"the fresh {backend} process failed:\n{result.stderr[-3000:]}"
+            reports[backend] = json.loads(result.stdout.strip().splitlines()[-1])
+        return reports[backend]
 
-    return make
+    return run
 
 
+def _fact(fresh_process, backend: str, name: str):
+    """The value of one fact of the fresh `backend` process; fails naming the fact if it raised."""
+    report = fresh_process(backend)[name]
+    assert "error" not in report, f"{name!r} failed in the fresh {backend} process:\n{report.get('error')}"
+    return report["value"]
+
+
+# ------------------------------------------------------------------ .keras files across backends
 @pytest.mark.all_backends
 @pytest.mark.slow  # a fresh process on another backend
 @pytest.mark.parametrize("saved_under", SAVED_UNDER)
-def test_keras_file_saved_under_another_backend_gives_the_same_outputs(saved_under, keras_file_saved_under):
-    folder = keras_file_saved_under(saved_under)
+def test_keras_file_saved_under_another_backend_gives_the_same_outputs(saved_under, fresh_process):
+    folder = Path(_fact(fresh_process, saved_under, "saved"))
     model = keras.models.load_model(folder / "model.keras", safe_mode=True)
     images = np.load(folder / "images.npy")
     np.testing.assert_allclose(_numpy(model(images)), np.load(folder / "outputs.npy"), rtol=1e-5, atol=1e-5)
@@ -195,63 +199,16 @@ def test_keras_file_saved_under_another_backend_gives_the_same_outputs(saved_und
 
 
 # ------------------------------------------------------------------ without TensorFlow (TF lane)
-def _without_tensorflow(tmp_path: Path, code: str, backend: str = "jax") -> dict:
-    """Run `code` (which prints one JSON line last) on `backend` where TensorFlow cannot be imported."""
-    (tmp_path / "sitecustomize.py").write_text(BLOCK_TENSORFLOW)
-    result = _run_python(
-        code, {"KERAS_BACKEND": backend, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}, tmp_path
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-@pytest.mark.slow  # a fresh process
+@pytest.mark.slow  # a fresh process (shared with the .keras file saved under that backend)
 @pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_keras_pvt_imports_and_runs_without_tensorflow(tmp_path, backend):
-    report = _without_tensorflow(
-        tmp_path,
-        f"""
-        import json, sys
-        sys.path.insert(0, {str(REPO / "tests")!r})
-        import keras, numpy as np
-        import keras_pvt
-        from helpers import tiny_config
-        model = keras_pvt.PVT_V2(tiny_config(linear=True))
-        images = np.zeros((1, 40, 40, 3), "float32")
-        probs = keras.ops.convert_to_numpy(keras_pvt.compile_inference(model)(images))
-        loaded = [m for m, v in sys.modules.items() if v is not None and m.split(".")[0] == "tensorflow"]
-        print(json.dumps({{"shape": list(probs.shape), "tensorflow_modules": loaded}}))
-        """,
-        backend,
-    )
+def test_keras_pvt_imports_and_runs_without_tensorflow(backend, fresh_process):
+    report = _fact(fresh_process, backend, "without_tensorflow")
     assert report == {"shape": [1, 10], "tensorflow_modules": []}
 
 
-@pytest.mark.slow  # a fresh process
-def test_tensorflow_only_parts_say_so_in_one_line(tmp_path):
-    report = _without_tensorflow(
-        tmp_path,
-        """
-        import contextlib, importlib, io, json
-        from keras_pvt.cli import main
-        imports = {}
-        for name in ("keras_pvt.training", "keras_pvt.data", "keras_pvt.export"):
-            try:
-                importlib.import_module(name)
-            except ImportError as error:
-                imports[name] = [type(error).__name__, str(error)]
-        commands = {}
-        for argv in (["train"], ["export", "model.keras"], ["demo"], ["train", "--help"], ["variants"]):
-            stderr, stdout = io.StringIO(), io.StringIO()
-            with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
-                try:
-                    code = main(argv)
-                except SystemExit as exit:
-                    code = exit.code
-            commands[" ".join(argv)] = [code, stderr.getvalue(), len(stdout.getvalue())]
-        print(json.dumps({"imports": imports, "commands": commands}))
-        """,
-    )
+@pytest.mark.slow  # a fresh process (the JAX one above)
+def test_tensorflow_only_parts_say_so_in_one_line(fresh_process):
+    report = _fact(fresh_process, "jax", "cli")
     for name in ("keras_pvt.training", "keras_pvt.data", "keras_pvt.export"):
         kind, message = report["imports"][name]
         assert kind == "TensorFlowRequiredError"

@@ -130,7 +130,7 @@ def test_int8_from_a_dataset_with_float_io(model, fp32, calibration, tmp_path):
 
 
 @pytest.mark.slow
-def test_int8_from_a_folder_with_int8_io(model, tmp_path):
+def test_strict_int8_full_from_a_folder_with_int8_io(model, tmp_path):
     folder = tmp_path / "calib"
     folder.mkdir()
     pixels = np.random.default_rng(4).integers(0, 256, (4, 80, 72, 3), dtype=np.uint8)
@@ -139,9 +139,10 @@ def test_int8_from_a_folder_with_int8_io(model, tmp_path):
     result = convert_to_tflite(
         model,
         tmp_path / "int8io.tflite",
-        quantize="int8",
+        quantize="int8-full",
         representative_data=str(folder),
         int8_io=True,
+        strict_int8=True,
         image_size=SIZE,
         batch_size=1,
         runs=2,
@@ -151,23 +152,9 @@ def test_int8_from_a_folder_with_int8_io(model, tmp_path):
     interpreter = Interpreter(model_path=result.path)
     assert interpreter.get_output_details()[0]["dtype"] == np.int8
     assert report.sample_shape == [4, SIZE, SIZE, 3]  # verified on the calibration images
-
-
-@pytest.mark.slow
-def test_strict_int8_quantizes_every_op_of_pvt(model, calibration, tmp_path):
     # keras_pvt's LayerNorm has no NEG op, so the whole graph runs in int8.
-    result = convert_to_tflite(
-        model,
-        tmp_path / "strict.tflite",
-        quantize="int8",
-        representative_data=calibration,
-        strict_int8=True,
-        int8_io=True,
-        image_size=SIZE,
-        batch_size=1,
-        runs=1,
-    )
-    assert not result.verification.float_ops
+    assert not report.float_ops and not result.float_ops
+    assert result.quantize == "int8-full" and result.int8_ops["FULLY_CONNECTED"] > 0
 
 
 def test_strict_int8_names_the_ops_left_in_float(calibration, tmp_path):
@@ -181,7 +168,7 @@ def test_strict_int8_names_the_ops_left_in_float(calibration, tmp_path):
         convert_to_tflite(
             plain,
             target,
-            quantize="int8",
+            quantize="int8-full",
             representative_data=calibration,
             strict_int8=True,
             image_size=SIZE,
@@ -221,7 +208,9 @@ def test_verification_catches_uninitialised_variables(model, tmp_path):
     [
         ({"quantize": "int4"}, "Unknown quantization mode 'int4'"),
         ({"quantize": "int8"}, "needs representative data"),
-        ({"int8_io": True}, "int8 input/output needs quantize='int8'"),
+        ({"quantize": "int8-full"}, "needs representative data"),
+        ({"int8_io": True}, r"int8_io \(--int8-io\) needs full integer quantization"),
+        ({"strict_int8": True}, r"quantize='int8-full' \(--quantize int8-full\)"),
         ({"image_size": (64,)}, "image_size"),
     ],
 )

@@ -20,7 +20,7 @@ from _pvt_reference import FIXTURES, fixture_config
 from keras_pvt import PVT_V2
 from keras_pvt._safe_write import KERAS_MODEL, TFLITE, atomic_write, clean_stale, staging_name
 from keras_pvt.cli import main
-from keras_pvt.cli.demo import prepare_output
+from keras_pvt.cli.demo_common import prepare_output
 from keras_pvt.export import (
     OutputRefusedError,
     convert_to_tflite,

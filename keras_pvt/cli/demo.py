@@ -14,9 +14,7 @@ import os
 import time
 from typing import Any
 
-import keras
-
-from keras_pvt.cli.demo_common import DEMO_ARCH, prepare_output, quiet_datasets, step, write_summary
+from keras_pvt.cli.demo_common import DEMO_ARCH, demo_pipelines, export_and_verify, report, start_demo, step
 from keras_pvt.config import PVTV2Config
 from keras_pvt.data import Pipelines, eval_pipeline, make_pipelines, shapes_config, to_numpy
 from keras_pvt.training import Recipe, TrainResult, train
@@ -76,10 +74,8 @@ def run(args: argparse.Namespace) -> int:
 
         return demo_segmentation.run(with_defaults(args, demo_segmentation.DEFAULTS))
     args = with_defaults(args, DEFAULTS)
-    quiet_datasets()
-    output = prepare_output(args.output)
+    output, data_dir = start_demo(args)
     start = time.perf_counter()
-    data_dir = os.path.join(output, "tensorflow_datasets")
     dataset = f"keras_pvt_shapes/{shapes_config(args.image_size, args.train_size, args.test_size).name}"
     pipes = _data(args, dataset, data_dir)
     result = _train(args, pipes, output)
@@ -98,26 +94,17 @@ def run(args: argparse.Namespace) -> int:
         "train_seconds": round(train_seconds, 1),
         "total_seconds": round(time.perf_counter() - start, 1),
     }
-    _report(output, summary, format_table(rows), rows[0].accuracy)
+    classes = len(pipes.class_names)
+    scores = (
+        f"held-out test accuracy: {100 * rows[0].accuracy:.1f}% on {test_count} images "
+        f"({classes} classes, chance {100 / classes:.1f}%)"
+    )
+    report(output, summary, format_table(rows), title="keras-pvt demo summary", model="PVT-v2", scores=scores)
     return 0
 
 
 def _data(args: argparse.Namespace, dataset: str, data_dir: str) -> Pipelines:
-    step(f"1/4 data: {dataset} (generated locally into {data_dir})")
-    pipes = make_pipelines(
-        dataset,
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        data_dir=data_dir,
-        val_from_train=True,  # validate on 10% of train; the test split stays unseen
-        crop_scale=(0.8, 1.0),
-        cache=True,
-    )
-    print(
-        f"   {pipes.train_size} training / {pipes.val_size} validation images, "
-        f"classes: {', '.join(pipes.class_names)}"
-    )
-    return pipes
+    return demo_pipelines(make_pipelines, args, dataset, data_dir, crop_scale=(0.8, 1.0))
 
 
 def _train(args: argparse.Namespace, pipes: Pipelines, output: str) -> TrainResult:
@@ -152,36 +139,5 @@ def _evaluate_and_export(
         eval_pipeline(dataset, "train", args.image_size, 100, data_dir=data_dir), limit=200
     )
     step("4/4 export SavedModel + TFLite (float32, int8) and verify each against Keras")
-    keras.utils.set_random_seed(0)
-    rows = export_and_compare(
-        result.model,
-        os.path.join(output, "export"),
-        test_images,
-        test_labels,
-        calibration,
-        image_size=args.image_size,
-        keras_path=result.best_model_path,
-        threads=args.threads,
-        overwrite=True,  # only previous exports are replaced, in a folder the demo made
-    )
+    rows = export_and_verify(export_and_compare, result, test_images, test_labels, calibration, args, output)
     return rows, len(test_labels)
-
-
-def _report(output: str, summary: dict[str, Any], table: str, test_accuracy: float) -> None:
-    """Write ``summary.json`` and ``summary.md``; print the summary."""
-    write_summary(output, summary, table)
-    classes = len(summary["classes"])
-    print("\n=== keras-pvt demo summary ===")
-    print(
-        f"model: PVT-v2 ({summary['parameters']:,} parameters), {summary['image_size']}px, "
-        f"{summary['epochs_run']} epochs in {summary['train_seconds'] / 60:.1f} min"
-    )
-    print(
-        f"held-out test accuracy: {100 * test_accuracy:.1f}% on {summary['test_images']} "
-        f"images ({classes} classes, chance {100 / classes:.1f}%)"
-    )
-    print(table)
-    print(
-        f"files: {output} (run/best.keras, run/history.csv, run/training_curves.png, export/, "
-        f"summary.json); total {summary['total_seconds'] / 60:.1f} min"
-    )

@@ -10,10 +10,9 @@ import os
 import time
 from typing import Any
 
-import keras
 import numpy as np
 
-from keras_pvt.cli.demo_common import DEMO_ARCH, prepare_output, quiet_datasets, step, write_summary
+from keras_pvt.cli.demo_common import DEMO_ARCH, demo_pipelines, export_and_verify, report, start_demo, step
 from keras_pvt.config import PVTV2Config
 from keras_pvt.data import make_segmentation_pipelines, seg_shapes_config, segmentation_eval_pipeline
 from keras_pvt.export.compare_segmenter import (
@@ -45,10 +44,8 @@ EVAL_BATCH = 50
 
 def run(args: argparse.Namespace) -> int:
     """The whole segmentation demo; `args` as `keras-pvt demo` parses them, defaults filled in."""
-    quiet_datasets()
-    output = prepare_output(args.output)
+    output, data_dir = start_demo(args)
     start = time.perf_counter()
-    data_dir = os.path.join(output, "tensorflow_datasets")
     config = seg_shapes_config(args.image_size, args.train_size, args.test_size)
     dataset = f"keras_pvt_seg_shapes/{config.name}"
     result = _train(args, dataset, data_dir, output)
@@ -73,27 +70,20 @@ def run(args: argparse.Namespace) -> int:
         "train_seconds": round(train_seconds, 1),
         "total_seconds": round(time.perf_counter() - start, 1),
     }
-    table = format_segmentation_table(rows)
-    write_summary(output, summary, table)
-    _print_summary(output, summary, table)
+    scores = (
+        f"held-out test mIoU: {100 * summary['test_mean_iou']:.1f}%, pixel accuracy "
+        f"{100 * summary['test_pixel_accuracy']:.1f}% on {summary['test_images']} images "
+        f"({len(summary['classes'])} classes); all-background baseline: mIoU "
+        f"{100 * baseline_iou:.1f}%, pixel accuracy {100 * baseline_accuracy:.1f}%"
+    )
+    title = "keras-pvt segmentation demo summary"
+    model = "Semantic FPN on a small PVT-v2"
+    report(output, summary, format_segmentation_table(rows), title=title, model=model, scores=scores)
     return 0
 
 
 def _train(args: argparse.Namespace, dataset: str, data_dir: str, output: str) -> SegmentationTrainResult:
-    step(f"1/4 data: {dataset} (generated locally into {data_dir})")
-    pipes = make_segmentation_pipelines(
-        dataset,
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        data_dir=data_dir,
-        val_from_train=True,  # select the best epoch on 10% of train; the test split stays unseen
-        scale_range=(0.75, 1.5),
-        cache=True,
-    )
-    print(
-        f"   {pipes.train_size} training / {pipes.val_size} validation images, "
-        f"classes: {', '.join(pipes.class_names)}"
-    )
+    pipes = demo_pipelines(make_segmentation_pipelines, args, dataset, data_dir, scale_range=(0.75, 1.5))
     step(
         f"2/4 train: Semantic FPN on a small PVT-v2 at {args.image_size}px, {args.epochs} epochs "
         f"(budget {args.time_budget:g} min)"
@@ -143,36 +133,4 @@ def _export(
     output: str,
 ) -> list[SegmentationFormatResult]:
     step("4/4 export SavedModel + TFLite (float32, int8) and verify each per pixel against Keras")
-    keras.utils.set_random_seed(0)
-    return export_and_compare_segmenter(
-        result.model,
-        os.path.join(output, "export"),
-        images,
-        masks,
-        calibration,
-        image_size=args.image_size,
-        keras_path=result.best_model_path,
-        threads=args.threads,
-        overwrite=True,  # only previous exports are replaced, in a folder the demo made
-    )
-
-
-def _print_summary(output: str, summary: dict[str, Any], table: str) -> None:
-    print("\n=== keras-pvt segmentation demo summary ===")
-    print(
-        f"model: Semantic FPN on a small PVT-v2 ({summary['parameters']:,} parameters), "
-        f"{summary['image_size']}px, {summary['epochs_run']} epochs in "
-        f"{summary['train_seconds'] / 60:.1f} min"
-    )
-    print(
-        f"held-out test mIoU: {100 * summary['test_mean_iou']:.1f}%, pixel accuracy "
-        f"{100 * summary['test_pixel_accuracy']:.1f}% on {summary['test_images']} images "
-        f"({len(summary['classes'])} classes); all-background baseline: mIoU "
-        f"{100 * summary['baseline_mean_iou']:.1f}%, pixel accuracy "
-        f"{100 * summary['baseline_pixel_accuracy']:.1f}%"
-    )
-    print(table)
-    print(
-        f"files: {output} (run/best.keras, run/history.csv, run/training_curves.png, export/, "
-        f"summary.json); total {summary['total_seconds'] / 60:.1f} min"
-    )
+    return export_and_verify(export_and_compare_segmenter, result, images, masks, calibration, args, output)

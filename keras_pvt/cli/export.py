@@ -1,6 +1,7 @@
-"""`keras-pvt export`: a Keras model or a preset -> verified SavedModel or TFLite file + JSON report.
+"""`keras-pvt export`: a Keras model or a preset -> verified SavedModel, TFLite or OpenVINO IR + report.
 
     keras-pvt export model.keras --format saved_model --output DIR
+    keras-pvt export model.keras --format openvino --openvino-precision float16 --output m.xml
     keras-pvt export --variant b0 --weights W --format tflite --quantize int8 \\
         --representative DIR --output m.tflite
 """
@@ -14,6 +15,8 @@ from typing import Any
 
 from keras_pvt._safe_write import EXPORT_REPORT, KERAS_MODEL, SAVED_MODEL, TFLITE, check_output
 from keras_pvt.export.dense import DEFAULT_MIN_PIXEL_AGREEMENT
+from keras_pvt.export.openvino import PRECISIONS as OPENVINO_PRECISIONS
+from keras_pvt.export.openvino import check_openvino_output
 from keras_pvt.export.tflite import (
     DEFAULT_VERIFY_IMAGES,
     QUANTIZE_MODES,
@@ -22,20 +25,25 @@ from keras_pvt.export.tflite import (
     check_quantize,
 )
 
-FORMATS = ("saved_model", "tflite")
+FORMATS = ("saved_model", "tflite", "openvino")
 # Flag defaults come from the conversion and verification options.
 TFLITE_DEFAULTS, VERIFY_DEFAULTS = TFLiteOptions(), VerifyOptions()
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 EXIT_VERIFICATION_FAILED = 1
+QUANTIZE_HELP = (
+    "TFLite only: int8 = mixed int8, fast on CPUs (XNNPACK), the ops without an XNNPACK int8 kernel "
+    "stay float; int8-full = every op integer (NPUs, Edge TPU, microcontrollers)"
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export",
-        help="export a model as a verified SavedModel or TFLite file",
-        description="Export a Keras model file or a preset to SavedModel or TFLite (builtin ops "
-        "only), verify it against the Keras model and write a JSON report next to the output.",
+        help="export a model as a verified SavedModel, TFLite file or OpenVINO IR",
+        description="Export a Keras model file or a preset to SavedModel, TFLite (builtin ops "
+        "only) or OpenVINO IR, verify it against the Keras model and write a JSON report next to "
+        "the output.",
     )
     source = parser.add_argument_group("model (a .keras file, or a preset)")
     source.add_argument("model", nargs="?", help="a saved Keras model (.keras)")
@@ -47,14 +55,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     out = parser.add_argument_group("export")
     out.add_argument("--format", choices=FORMATS, default="tflite", help="default: tflite")
-    out.add_argument("--output", required=True, help="output .tflite file or SavedModel folder")
+    out.add_argument(
+        "--output",
+        required=True,
+        help="output .tflite file, SavedModel folder or OpenVINO NAME.xml (+ NAME.bin)",
+    )
+    _add_openvino_flags(out)
     out.add_argument(
         "--overwrite",
         action="store_true",
         help="replace a previous export of the same format at --output (nothing else is ever replaced)",
     )
     out.add_argument(
-        "--quantize", choices=QUANTIZE_MODES, default=TFLITE_DEFAULTS.quantize, help="TFLite only"
+        "--quantize", choices=QUANTIZE_MODES, default=TFLITE_DEFAULTS.quantize, help=QUANTIZE_HELP
     )
     out.add_argument(
         "--representative",
@@ -67,8 +80,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=TFLITE_DEFAULTS.num_calibration,
         help="calibration images used",
     )
-    out.add_argument("--int8-io", action="store_true", help="int8 input/output tensors (int8)")
-    out.add_argument("--strict-int8", action="store_true", help="fail if an op cannot run in int8 (int8)")
+    out.add_argument("--int8-io", action="store_true", help="int8 input/output tensors (int8-full)")
+    out.add_argument("--strict-int8", action="store_true", help="fail if an op is left in float (int8-full)")
     out.add_argument("--image-size", help="fix the input size: SIZE or HxW (default: dynamic)")
     out.add_argument("--batch-size", type=int, help="fix the batch (default: dynamic)")
     out.add_argument(
@@ -106,6 +119,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _add_openvino_flags(group: Any) -> None:
+    group.add_argument(
+        "--openvino-precision",
+        choices=OPENVINO_PRECISIONS,
+        help="OpenVINO only: float32 (default), float16 (float16 weights, float32 compute) or "
+        "bfloat16 (verified and timed with OpenVINO's bfloat16 inference precision)",
+    )
+
+
 def check_args(args: argparse.Namespace) -> None:
     """Every argument problem that needs no model or TensorFlow, before anything is written."""
     if (args.model is None) == (args.variant is None):
@@ -125,10 +147,12 @@ def check_args(args: argparse.Namespace) -> None:
                 raise ValueError(f"--{flag} only applies with --variant, not to a model file.")
         if args.features_only:
             raise ValueError("--features-only only applies with --variant, not to a model file.")
-    if args.format == "saved_model" and (
+    if args.format != "tflite" and (
         args.quantize != "none" or args.int8_io or args.strict_int8 or args.representative
     ):
         raise ValueError("quantization options apply to --format tflite only.")
+    if args.openvino_precision is not None and args.format != "openvino":
+        raise ValueError("--openvino-precision applies to --format openvino only.")
     if args.min_pixel_agreement is not None and not 0 <= args.min_pixel_agreement <= 1:
         raise ValueError(f"--min-pixel-agreement must be between 0 and 1, got {args.min_pixel_agreement}.")
     for flag in ("num_calibration", "num_verify", "threads", "runs", "batch_size"):
@@ -137,11 +161,9 @@ def check_args(args: argparse.Namespace) -> None:
             raise ValueError(f"--{flag.replace('_', '-')} must be a positive integer, got {value}.")
     if args.fixed_shape and args.batch_size not in (None, 1):
         raise ValueError("--fixed-shape means batch 1; drop --batch-size or --fixed-shape.")
-    if args.strict_int8 and args.quantize != "int8":
-        raise ValueError("--strict-int8 needs --quantize int8.")
     check_outputs(args)
     if args.format == "tflite":
-        check_quantize(args.quantize, args.representative, args.int8_io)
+        check_quantize(args.quantize, args.representative, args.int8_io, args.strict_int8)
 
 
 def check_model_file(path: Path) -> None:
@@ -165,10 +187,13 @@ def check_outputs(args: argparse.Namespace) -> None:
     """--output and its JSON report: nothing but a previous export is replaced, with --overwrite."""
     from keras_pvt.export.report import report_path
 
-    kind = TFLITE if args.format == "tflite" else SAVED_MODEL
     given = (args.model, args.weights, args.representative, args.verify_images)
     inputs = [path for path in given if path and Path(path).exists()]  # not 'imagenet', 'tfds:...'
-    check_output(args.output, kind, overwrite=args.overwrite, inputs=inputs)
+    if args.format == "openvino":
+        check_openvino_output(args.output, overwrite=args.overwrite, inputs=inputs)
+    else:
+        kind = TFLITE if args.format == "tflite" else SAVED_MODEL
+        check_output(args.output, kind, overwrite=args.overwrite, inputs=inputs)
     check_output(report_path(args.output), EXPORT_REPORT, overwrite=args.overwrite, inputs=inputs)
 
 
@@ -277,6 +302,23 @@ def _export(args: argparse.Namespace, model: Any, size: Any, batch: Any, export:
         )
         result = export.convert_to_tflite(
             model, args.output, options=options, checks=checks, overwrite=args.overwrite
+        )
+        return result.verification, result
+    if args.format == "openvino":
+        result = export.export_openvino(
+            model,
+            args.output,
+            precision=args.openvino_precision or "float32",
+            image_size=size,
+            batch_size=batch,
+            verify_images=images,
+            num_images=args.num_verify,
+            threads=args.threads,
+            runs=args.runs,
+            min_top1=args.min_top1,
+            overwrite=args.overwrite,
+            **({} if args.tolerance is None else {"tolerance": args.tolerance}),
+            **({} if args.min_pixel_agreement is None else {"min_pixel_agreement": args.min_pixel_agreement}),
         )
         return result.verification, result
     report = export.export_and_verify_saved_model(

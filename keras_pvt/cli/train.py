@@ -79,12 +79,8 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
     add("--no-download", dest="download", action="store_false", help="never download; fail if not prepared")
     add("--image-size", type=int, help=f"training resolution ({_both(DATA.image_size, SEG_DATA.image_size)})")
     add("--batch-size", type=int, help=f"global batch size ({_both(DATA.batch_size, SEG_DATA.batch_size)})")
-    add(
-        "--crop-scale",
-        type=float,
-        nargs=2,
-        metavar=("MIN", "MAX"),
-        help=f"classification: random-resized-crop area range (default {DATA.crop_scale})",
+    _add_range(
+        add, "--crop-scale", f"classification: random-resized-crop area range (default {DATA.crop_scale})"
     )
     add("--no-augment", dest="augment", action="store_false", help="no random crop/flip")
     add("--cache", action="store_true", help="cache decoded images in memory")
@@ -103,27 +99,15 @@ def _segmentation_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--fpn-channels", type=int, help=f"FPN neck width (default {SEGMENTER.fpn_channels})")
     add("--head-channels", type=int, help=f"head width (default {SEGMENTER.head_channels})")
-    add(
-        "--scale-range",
-        type=float,
-        nargs=2,
-        metavar=("MIN", "MAX"),
-        help=f"random rescale range before the crop (default {SEG_DATA.scale_range})",
-    )
-    zero = group.add_mutually_exclusive_group()
-    zero.add_argument(
-        "--reduce-zero-label",
-        dest="reduce_zero_label",
-        action="store_const",
-        const=True,
-        help="label 0 is 'other': ignore it and shift the rest down (ADE20K's rule; default: the dataset's)",
-    )
-    zero.add_argument(
-        "--no-reduce-zero-label",
-        dest="reduce_zero_label",
-        action="store_const",
-        const=False,
-        help="keep label 0 as a class (the default except for ADE20K)",
+    _add_range(add, "--scale-range", f"random rescale range before the crop (default {SEG_DATA.scale_range})")
+    _add_switch(
+        group,
+        "reduce_zero_label",
+        (
+            "--reduce-zero-label",
+            "label 0 is 'other': ignore it and shift the rest down (ADE20K's rule; default: the dataset's)",
+        ),
+        ("--no-reduce-zero-label", "keep label 0 as a class (the default except for ADE20K)"),
     )
     add(
         "--ignore-label",
@@ -179,19 +163,12 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
         help="tf.distribute: auto, mirrored (GPUs), multi_worker (TF_CONFIG), tpu",
     )
     add("--tpu", default=RUN.tpu, help="TPU name/address for --strategy tpu ('' = local TPU VM)")
-    resume = parser.add_mutually_exclusive_group()
-    resume.add_argument(
-        "--resume",
-        dest="resume",
-        action="store_true",
+    _add_switch(
+        parser,
+        "resume",
+        ("--resume", "continue an interrupted run in --output (default)"),
+        ("--no-resume", "discard any interrupted run in --output and start over"),
         default=RUN.resume,
-        help="continue an interrupted run in --output (default)",
-    )
-    resume.add_argument(
-        "--no-resume",
-        dest="resume",
-        action="store_false",
-        help="discard any interrupted run in --output and start over",
     )
     add(
         "--overwrite",
@@ -204,6 +181,20 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
         "--output",
         help=f"run folder: best.keras, history.csv, curves ({_both(RUN.output, SEGMENTATION_OUTPUT)})",
     )
+
+
+def _add_range(add: Any, flag: str, help_text: str) -> None:
+    """A ``MIN MAX`` pair of floats."""
+    add(flag, type=float, nargs=2, metavar=("MIN", "MAX"), help=help_text)
+
+
+def _add_switch(
+    parser: Any, dest: str, on: tuple[str, str], off: tuple[str, str], default: bool | None = None
+) -> None:
+    """Two exclusive flags, ``(flag, help)`` each, setting `dest` True / False (neither: `default`)."""
+    switch = parser.add_mutually_exclusive_group()
+    switch.add_argument(on[0], dest=dest, action="store_const", const=True, default=default, help=on[1])
+    switch.add_argument(off[0], dest=dest, action="store_const", const=False, help=off[1])
 
 
 def options_from(args: argparse.Namespace, base: Options) -> Options:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -108,17 +110,41 @@ def _train_split(
     cache: bool,
 ) -> tf.data.Dataset:
     """Shuffled, augmented (seeded crop + flip per image) full batches of the training split."""
-    train = source.train.cache() if cache else source.train
-    if shuffle:
-        train = train.shuffle(min(SHUFFLE_BUFFER, source.train_size), seed=seed)
+    options = {"shuffle": shuffle, "buffer": SHUFFLE_BUFFER, "seed": seed, "cache": cache}
     if not augment:
+        train = training_examples(source, None, **options)
         return _eval_batches(train, image_size, batch_size, crop_pct, drop_remainder=True)
-    seeds = tf.data.Dataset.random(seed=0 if seed is None else seed).batch(2)
-    train = tf.data.Dataset.zip((train, seeds)).map(
+    train = training_examples(
+        source,
         lambda pair, s: (train_transform(pair[0], image_size, scale=crop_scale, seed=s), pair[1]),
-        num_parallel_calls=tf.data.AUTOTUNE,
+        **options,
     )
     return train.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def training_examples(
+    source: Any,
+    augment: Callable[[Any, tf.Tensor], Any] | None,
+    *,
+    shuffle: bool,
+    buffer: int,
+    seed: int | None,
+    cache: bool,
+    rerandomize_each_iteration: bool = False,
+) -> tf.data.Dataset:
+    """`source.train` (classification or segmentation) cached in memory if `cache`, shuffled
+    through a buffer of ``min(buffer, source.train_size)`` examples unless `shuffle` is False, then
+    mapped by ``augment(example, seed)``, a stateless seed pair per example drawn from `seed` (new
+    pairs every epoch with `rerandomize_each_iteration`). `augment` None: not mapped."""
+    train = source.train.cache() if cache else source.train
+    if shuffle:
+        train = train.shuffle(min(buffer, source.train_size), seed=seed)
+    if augment is None:
+        return train
+    seeds = tf.data.Dataset.random(
+        seed=0 if seed is None else seed, rerandomize_each_iteration=rerandomize_each_iteration
+    )
+    return tf.data.Dataset.zip((train, seeds.batch(2))).map(augment, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _eval_batches(

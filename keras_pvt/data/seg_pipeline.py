@@ -6,7 +6,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from keras_pvt.data.pipeline import Pipelines
+from keras_pvt.data.pipeline import Pipelines, training_examples
 from keras_pvt.data.seg_augment import eval_resize, train_augment
 from keras_pvt.data.seg_labels import IGNORE_LABEL
 from keras_pvt.data.seg_shapes import SEG_DATASET_NAME
@@ -147,20 +147,17 @@ def _train_examples(
     cache: bool,
 ) -> tf.data.Dataset:
     """Shuffled, augmented (a stateless seed per example, new ones every epoch) training examples."""
-    train = source.train.cache() if cache else source.train
-    if shuffle:
-        train = train.shuffle(min(SHUFFLE_BUFFER, source.train_size), seed=seed)
+    options = {"shuffle": shuffle, "buffer": SHUFFLE_BUFFER, "seed": seed, "cache": cache}
     if augment:
-        seeds = tf.data.Dataset.random(seed=0 if seed is None else seed, rerandomize_each_iteration=True)
-        train = tf.data.Dataset.zip((train, seeds.batch(2))).map(
+        return training_examples(
+            source,
             lambda pair, s: train_augment(*pair, size, s, scale_range=scale_range, photometric=photometric),
-            num_parallel_calls=tf.data.AUTOTUNE,
+            rerandomize_each_iteration=True,
+            **options,
         )
-    else:
-        train = train.map(
-            lambda image, labels: eval_resize(image, labels, size), num_parallel_calls=tf.data.AUTOTUNE
-        )
-    return train
+    return training_examples(source, None, **options).map(
+        lambda image, labels: eval_resize(image, labels, size), num_parallel_calls=tf.data.AUTOTUNE
+    )
 
 
 def _size(image_size: int | tuple[int, int]) -> tuple[int, int]:

@@ -1,11 +1,12 @@
-"""Deployment exports of keras-pvt models: SavedModel and TFLite (LiteRT), verified, builtins only.
+"""Deployment exports of keras-pvt models: SavedModel, TFLite (LiteRT) and OpenVINO IR, verified.
 
 Public API (stable):
     export_saved_model(model, path, *, image_size=None, batch_size=None, overwrite=False) -> str
     export_and_verify_saved_model(model, path, images=None, *, image_size, batch_size, ...,
                                   overwrite=False) -> VerificationReport
     verify_saved_model(path, model, images, *, runs, tolerance, min_top1) -> VerificationReport
-    convert_to_tflite(model, output_path, *, quantize="none"|"float16"|"dynamic"|"int8",
+    convert_to_tflite(model, output_path, *,
+                      quantize="none"|"float16"|"dynamic"|"int8"|"int8-full",
                       representative_data=None, image_size=None, batch_size=None, int8_io=False,
                       verify=True, threads=2, ..., overwrite=False)
         -> ConversionResult (with .verification)
@@ -13,6 +14,11 @@ Public API (stable):
         (a segmenter, `keras_pvt.segmentation.is_segmenter`, is compared per pixel instead of by
         top-1: `report.dense` holds the pixel agreement, the mIoU vs Keras and, with `masks=`
         ground truth, both mIoUs; `min_pixel_agreement` fails a file below it)
+    convert_to_openvino_model(model, *, image_size=None, batch_size=None, kernel_table=None)
+        -> openvino.Model (in memory; needs the `openvino` extra)
+    export_openvino(model, output_path (NAME.xml, + NAME.bin), *, precision="float32"|"float16"|
+                    "bfloat16", image_size=None, batch_size=None, verify=True, ..., overwrite=False)
+        -> OpenVINOExportResult (with .verification); verify_openvino(xml_path, model, images, ...)
     load_images(source, *, image_size, limit, preprocess, model) -> float32 NHWC array
     format_report(report) -> str; write_report_json(report, path, *, overwrite=False);
         report_path(output) -> Path
@@ -34,6 +40,13 @@ require_tensorflow("keras_pvt.export")  # one clear ImportError where TensorFlow
 from keras_pvt._safe_write import OutputRefusedError
 from keras_pvt.export.errors import ExportError, UnsupportedOpsError, VerificationError
 from keras_pvt.export.images import load_images
+from keras_pvt.export.openvino import (
+    OPENVINO_PRECISIONS,
+    OpenVINOExportResult,
+    convert_to_openvino_model,
+    export_openvino,
+)
+from keras_pvt.export.openvino_run import verify_openvino
 from keras_pvt.export.report import format_report, report_path, write_report_json
 from keras_pvt.export.saved_model import export_and_verify_saved_model, export_saved_model
 from keras_pvt.export.signature import SIGNATURE_KEY
@@ -51,22 +64,27 @@ from keras_pvt.export.verify import median_ms as median_ms
 from keras_pvt.images import parse_image_size as parse_image_size
 
 __all__ = [
+    "OPENVINO_PRECISIONS",
     "QUANTIZE_MODES",
     "SIGNATURE_KEY",
     "ConversionResult",
     "ExportError",
+    "OpenVINOExportResult",
     "OutputRefusedError",
     "TFLiteRunner",
     "UnsupportedOpsError",
     "VerificationError",
     "VerificationReport",
+    "convert_to_openvino_model",
     "convert_to_tflite",
     "export_and_verify_saved_model",
+    "export_openvino",
     "export_saved_model",
     "format_report",
     "load_images",
     "op_histogram",
     "report_path",
+    "verify_openvino",
     "verify_saved_model",
     "verify_tflite",
     "write_report_json",

@@ -84,9 +84,9 @@ def export_and_compare_segmenter(
     (model-ready float32 images, integer masks), and return the rows, Keras first.
 
     `calibration`: model-ready training images for int8. Formats: "saved_model", "tflite_float",
-    "tflite_float16", "tflite_dynamic", "tflite_int8". A file that fails its verification (e.g.
-    pixel agreement below the mode's minimum) raises `VerificationError`. `overwrite` replaces
-    previous exports of the same names only (see `keras_pvt.export`).
+    "tflite_float16", "tflite_dynamic", "tflite_int8", "tflite_int8_full". A file that fails its
+    verification (e.g. pixel agreement below the mode's minimum) raises `VerificationError`.
+    `overwrite` replaces previous exports of the same names only (see `keras_pvt.export`).
     """
     from keras_pvt.export import convert_to_tflite, export_and_verify_saved_model
 
@@ -116,7 +116,7 @@ def export_and_compare_segmenter(
                 model,
                 os.path.join(output, f"model_{quantize}.tflite"),
                 quantize=quantize,
-                representative_data=calibration if quantize == "int8" else None,
+                representative_data=calibration if quantize in ("int8", "int8-full") else None,
                 image_size=image_size,
                 verify_images=images,
                 verify_masks=masks,

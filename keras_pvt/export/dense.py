@@ -21,6 +21,7 @@ DEFAULT_MIN_PIXEL_AGREEMENT: dict[str, float | None] = {
     "float16": 0.99,
     "dynamic": 0.95,
     "int8": 0.9,
+    "int8-full": 0.9,
 }
 
 

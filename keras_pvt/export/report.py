@@ -91,7 +91,7 @@ def format_report(report: Any) -> str:
         rest = total - sum(count for _, count in shown)
         ops = ", ".join(f"{name} {count}" for name, count in shown)
         lines.append(f"  ops ({total})         {ops}" + (f", other {rest}" if rest else ""))
-        if report.quantize == "int8":
+        if report.quantize in ("int8", "int8-full"):
             floats = ", ".join(f"{k} {v}" for k, v in report.float_ops.items()) or "none"
             lines.append(f"  float ops         {floats}")
         if report.delegate_partitions is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+import keras_pvt.kernels as kernels
 from keras_pvt._safe_write import SAVED_MODEL, staged_output
 from keras_pvt.export.dense import DEFAULT_IGNORE_LABEL, DEFAULT_MIN_PIXEL_AGREEMENT
 from keras_pvt.export.errors import VerificationError
@@ -16,6 +18,7 @@ from keras_pvt.export.images import DEFAULT_IMAGE_SIZE, random_images
 from keras_pvt.export.signature import INPUT_NAME, SIGNATURE_KEY, serving_function
 from keras_pvt.export.verify import VerificationReport, verify_saved_model
 from keras_pvt.images import parse_image_size, takes_raw_pixels
+from keras_pvt.kernels.table import KernelTable
 
 SAVED_MODEL_TOLERANCE = 1e-4  # same TF graph: any larger difference means a broken export
 
@@ -50,6 +53,7 @@ def export_saved_model(
     image_size: int | Sequence[int] | None = None,
     batch_size: int | None = None,
     overwrite: bool = False,
+    kernel_table: KernelTable | None = None,
 ) -> str:
     """Write `model` as a SavedModel folder at `path` and return the path.
 
@@ -64,12 +68,14 @@ def export_saved_model(
         overwrite: replace a previous SavedModel export at `path`. Anything else there (a file,
             a folder that is not a SavedModel, the current folder) is never replaced:
             `OutputRefusedError`.
+        kernel_table: the kernels the graph is traced with (`keras_pvt.kernels`); None = the
+            backend's default table. Every table computes the same maths to float32 round-off.
 
     The folder loads with plain ``tf.saved_model.load`` (no keras-pvt import needed).
     """
     spec = input_spec(model, image_size, batch_size)
     with staged_output(path, SAVED_MODEL, overwrite=overwrite) as stage:
-        _write(model, stage, spec)
+        _write(model, stage, spec, kernel_table)
     return os.fspath(path)
 
 
@@ -126,8 +132,9 @@ def export_and_verify_saved_model(
     return report
 
 
-def _write(model: Any, folder: Any, spec: Any) -> None:
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(SIGNATURE_KEY, serving_function(model), input_signature=[spec])
-    archive.write_out(str(folder), verbose=False)
+def _write(model: Any, folder: Any, spec: Any, kernel_table: KernelTable | None = None) -> None:
+    with kernels.use(kernel_table) if kernel_table is not None else contextlib.nullcontext():
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(SIGNATURE_KEY, serving_function(model), input_signature=[spec])
+        archive.write_out(str(folder), verbose=False)

@@ -3,6 +3,15 @@
 The conversion goes Keras -> SavedModel (`keras.export.ExportArchive`) -> `from_saved_model`:
 `from_concrete_functions` on a Keras 3 model can leave variables uninitialised (VAR_HANDLE ops, a
 tiny file, NaN outputs). Unlike Keras' own litert export, SELECT_TF_OPS (Flex) is never enabled.
+
+Two int8 modes, both calibrated on representative images:
+- "int8": mixed int8 for CPUs (LiteRT's XNNPACK delegate): convolutions, dense layers and the
+  other ops XNNPACK runs in int8 are quantized, the op types it has no int8 kernel for stay
+  float32 (`int8_mixed.FLOAT_OPS`), so the delegate takes the whole graph. Made with TensorFlow's
+  public `tf.lite.experimental.QuantizationDebugger` and its `denylisted_ops` (see `int8_mixed`:
+  the converter alone cannot keep chosen op types in float).
+- "int8-full": every op integer (the converter's full-integer quantization), for accelerators
+  and microcontrollers that run int8 only; `strict_int8` and `int8_io` apply to it.
 """
 
 from __future__ import annotations
@@ -21,18 +30,23 @@ from keras_pvt._safe_write import TFLITE, check_output, scratch_folder, staged_o
 from keras_pvt.export.dense import DEFAULT_IGNORE_LABEL, DEFAULT_MIN_PIXEL_AGREEMENT
 from keras_pvt.export.errors import ExportError, UnsupportedOpsError, VerificationError
 from keras_pvt.export.images import DEFAULT_IMAGE_SIZE, load_images, random_images
+from keras_pvt.export.int8_mixed import quantize_mixed
+from keras_pvt.export.kernel_choice import tflite_kernel_table
 from keras_pvt.export.saved_model import export_saved_model, input_spec
 from keras_pvt.export.verify import DEFAULT_RUNS, VerificationReport, verify_tflite
 from keras_pvt.images import parse_image_size as image_size_pair
 from keras_pvt.images import takes_raw_pixels
 
-QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
+QUANTIZE_MODES = ("none", "float16", "dynamic", "int8", "int8-full")
+# The modes calibrated on representative data (activations in int8).
+CALIBRATED_MODES = ("int8", "int8-full")
 # The names of the TFLite files in the demos' and notebooks' comparison tables -> quantization mode.
 TFLITE_FORMATS = {
     "tflite_float": "none",
     "tflite_float16": "float16",
     "tflite_dynamic": "dynamic",
     "tflite_int8": "int8",
+    "tflite_int8_full": "int8-full",
 }
 # Absolute max-difference tolerance checked by the automatic verification; None = report only.
 DEFAULT_TOLERANCE: dict[str, float | None] = {
@@ -40,6 +54,7 @@ DEFAULT_TOLERANCE: dict[str, float | None] = {
     "float16": None,
     "dynamic": None,
     "int8": None,
+    "int8-full": None,
 }
 DEFAULT_CALIBRATION_IMAGES = 32
 DEFAULT_VERIFY_IMAGES = 4
@@ -49,7 +64,11 @@ _FLEX_OP = re.compile(r"\bFlex([A-Z][A-Za-z0-9_]*)")
 
 @dataclasses.dataclass
 class ConversionResult:
-    """A written `.tflite` file and how it was made; `verification` is None if skipped."""
+    """A written `.tflite` file and how it was made; `verification` is None if skipped.
+
+    `float_ops` / `int8_ops`: the op types computing in float / in int8, ``{op type: count}``
+    (QUANTIZE/DEQUANTIZE in neither); for "int8" the first are the ops kept float on purpose.
+    """
 
     path: str
     quantize: str
@@ -59,6 +78,8 @@ class ConversionResult:
     calibration_images: int
     conversion_seconds: float
     verification: VerificationReport | None
+    float_ops: dict[str, int] = dataclasses.field(default_factory=dict)
+    int8_ops: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -66,19 +87,29 @@ class ConversionResult:
         return out
 
 
-def check_quantize(quantize: str, representative_data: Any, int8_io: bool = False) -> None:
-    """Fail fast (before any work) on an unknown mode or int8 without calibration images."""
+def check_quantize(
+    quantize: str, representative_data: Any, int8_io: bool = False, strict_int8: bool = False
+) -> None:
+    """Fail fast (before any work) on an unknown mode, int8 without calibration images, or
+    `int8_io` / `strict_int8` outside "int8-full"."""
     if quantize not in QUANTIZE_MODES:
         raise ValueError(
             f"Unknown quantization mode {quantize!r}; choose one of {', '.join(QUANTIZE_MODES)}."
         )
-    if quantize == "int8" and representative_data is None:
+    if quantize in CALIBRATED_MODES and representative_data is None:
         raise ValueError(
-            "int8 quantization needs representative data to calibrate activation ranges: pass "
-            "images (an array, a folder of images or 'tfds:NAME:SPLIT'), e.g. --representative DIR."
+            f"{quantize} quantization needs representative data to calibrate activation ranges: "
+            "pass images (an array, a folder of images or 'tfds:NAME:SPLIT'), e.g. --representative DIR."
         )
-    if int8_io and quantize != "int8":
-        raise ValueError("int8 input/output needs quantize='int8' (full integer quantization).")
+    for flag, given in (("int8_io", int8_io), ("strict_int8", strict_int8)):
+        if given and quantize != "int8-full":
+            mixed = " ('int8' is mixed int8: it keeps some ops in float by design)"
+            raise ValueError(
+                f"{flag} (--{flag.replace('_', '-')}) needs full integer quantization: use "
+                f"quantize='int8-full' (--quantize int8-full), not {quantize!r}"
+                + (mixed if quantize == "int8" else "")
+                + "."
+            )
 
 
 def representative_dataset(images: np.ndarray, batch_size: int | None = None) -> Callable[[], Any]:
@@ -117,7 +148,7 @@ def _converter(
         converter.target_spec.supported_types = [tf.float16]
     elif quantize == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif quantize == "int8":
+    elif quantize == "int8-full":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative_dataset(calibration, batch_size)
         converter.target_spec.supported_ops = (
@@ -131,8 +162,17 @@ def _converter(
     return converter
 
 
-def _convert(converter: Any, quantize: str, strict_int8: bool) -> bytes:
+def _convert(
+    converter: Any,
+    quantize: str,
+    strict_int8: bool,
+    calibration: np.ndarray | None = None,
+    batch_size: int | None = None,
+) -> bytes:
+    """The flatbuffer of `converter`; mixed int8 ("int8") goes through `int8_mixed`."""
     try:
+        if quantize == "int8":
+            return quantize_mixed(converter, representative_dataset(calibration, batch_size))
         return converter.convert()
     except Exception as error:  # ConverterError and friends; re-raised with the op names
         message = str(error)
@@ -171,22 +211,25 @@ class TFLiteOptions:
 
     Attributes:
         quantize: "none" (float32), "float16" (float16 weights), "dynamic" (int8 weights, float
-            activations) or "int8" (full integer, calibrated on `representative_data`).
-        representative_data: calibration images for int8: an array, a folder, a tf.data.Dataset or
+            activations), "int8" (mixed int8 for XNNPACK: convolutions and dense layers int8, the
+            op types XNNPACK has no int8 kernel for float32) or "int8-full" (every op integer);
+            both int8 modes are calibrated on `representative_data`.
+        representative_data: calibration images for int8 modes: an array, a folder, a tf.data.Dataset or
             "tfds:NAME:SPLIT" (see `load_images`); the first `num_calibration` images are used.
         image_size: None keeps height/width dynamic (resize inputs with `resize_tensor_input`); an
             int or (height, width) fixes them. With ``batch_size=1`` the whole graph is static,
             which lets XNNPACK delegate every node.
         batch_size: None = dynamic batch.
-        int8_io: with "int8", make the input and output tensors int8 (else float32 with
+        int8_io: with "int8-full", make the input and output tensors int8 (else float32 with
             quantize/dequantize ops inside).
-        strict_int8: with "int8", fail if any op has no int8 kernel instead of leaving it in float.
+        strict_int8: with "int8-full", fail if any op has no int8 kernel instead of leaving it in
+            float.
         preprocess: raw-pixel preprocessing for folders/uint8 data (default: ImageNet mean/std, none
             for a model that normalises itself; its calibration data are then raw pixels).
         data_dir: tensorflow-datasets folder for "tfds:" sources.
 
-    An unknown mode, int8 without calibration images or int8 input/output without int8 raise
-    `ValueError` when the options are made.
+    An unknown mode, an int8 mode without calibration images, or `int8_io` / `strict_int8` with
+    another mode than "int8-full" raise `ValueError` when the options are made.
     """
 
     quantize: str = "none"
@@ -200,7 +243,7 @@ class TFLiteOptions:
     data_dir: str | None = None
 
     def __post_init__(self) -> None:
-        check_quantize(self.quantize, self.representative_data, self.int8_io)
+        check_quantize(self.quantize, self.representative_data, self.int8_io, self.strict_int8)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -278,6 +321,7 @@ def convert_to_tflite(
         seconds = time.perf_counter() - start
         stage.write_bytes(flatbuffer)
         report = _verify(stage, model, samples, checks, options.quantize, output_path)
+    float_ops, int8_ops = _op_types(flatbuffer)
     return ConversionResult(
         path=os.fspath(output_path),
         quantize=options.quantize,
@@ -287,13 +331,15 @@ def convert_to_tflite(
         calibration_images=0 if calibration is None else len(calibration),
         conversion_seconds=seconds,
         verification=report,
+        float_ops=float_ops,
+        int8_ops=int8_ops,
     )
 
 
 def _calibration_images(
     options: TFLiteOptions, size: tuple[int, int] | None, model: Any
 ) -> np.ndarray | None:
-    if options.quantize != "int8":
+    if options.quantize not in CALIBRATED_MODES:
         return None
     return load_images(
         options.representative_data,
@@ -315,7 +361,13 @@ def _flatbuffer(
     """Keras -> SavedModel (in a scratch folder beside the output) -> TFLite flatbuffer."""
     with scratch_folder(output_path, ".saved_model") as workdir:  # cleaned after a kill
         saved_model = str(workdir / "saved_model")
-        export_saved_model(model, saved_model, image_size=size, batch_size=options.batch_size)
+        export_saved_model(
+            model,
+            saved_model,
+            image_size=size,
+            batch_size=options.batch_size,
+            kernel_table=tflite_kernel_table(options.quantize),
+        )
         converter = _converter(
             saved_model,
             options.quantize,
@@ -324,10 +376,24 @@ def _flatbuffer(
             options.int8_io,
             options.strict_int8,
         )
-        flatbuffer = _convert(converter, options.quantize, options.strict_int8)
+        flatbuffer = _convert(
+            converter, options.quantize, options.strict_int8, calibration, options.batch_size
+        )
     if options.strict_int8:
         _check_all_int8(flatbuffer)
     return flatbuffer
+
+
+def _op_types(flatbuffer: bytes) -> tuple[dict[str, int], dict[str, int]]:
+    """(ops computing in float, ops computing in int8) of the file, ``{op type: count}``;
+    QUANTIZE/DEQUANTIZE, the conversions between the two, are in neither."""
+    from keras_pvt.export.verify import analyze_ops, int8_ops
+
+    conversions = ("QUANTIZE", "DEQUANTIZE")
+    floats = analyze_ops(flatbuffer)[1]
+    float_ops = {name: count for name, count in floats.items() if name not in conversions}
+    integer = {name: count for name, count in int8_ops(flatbuffer).items() if name not in conversions}
+    return float_ops, integer
 
 
 def _verify(

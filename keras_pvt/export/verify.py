@@ -207,6 +207,17 @@ def analyze_ops(tflite: str | bytes) -> tuple[dict[str, int], dict[str, int]]:
     return dict(counts.most_common()), dict(floats.most_common())
 
 
+def int8_ops(tflite: str | bytes) -> dict[str, int]:
+    """Ops of the file's graph computing in int8 (a result is int8; QUANTIZE left out), most first."""
+    interpreter = _interpreter(tflite, threads=1, delegates=False)
+    counts = collections.Counter(
+        op["op_name"]
+        for op in ops_details(interpreter)
+        if op["op_name"] != "QUANTIZE" and any(np.dtype(t) == np.int8 for t in op.get("result_types", []))
+    )
+    return dict(counts.most_common())
+
+
 class TFLiteRunner:
     """Named-tensor access to a `.tflite` file's `serving_default` signature.
 

@@ -73,6 +73,7 @@ def compile_tensorflow(
         return paths[path_for(images.shape)](images)
 
     run.model = model  # type: ignore[attr-defined]
+    run.paths = paths  # type: ignore[attr-defined]  # each path by name, for `keras_pvt.engines`
     return run
 
 

@@ -10,22 +10,20 @@ the head last. ``*.num_batches_tracked`` counters are skipped.
 from __future__ import annotations
 
 import os
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from keras_pvt.checkpoints import (
     CheckpointMismatchError,
-    CheckpointReadError,
     CheckpointValueError,
     load_checkpoint,
     read_state_dict,
 )
 from keras_pvt.checkpoints.assign import BOOKKEEPING_SUFFIXES
+from keras_pvt.checkpoints.keras_files import load_keras_file
 from keras_pvt.checkpoints.readers import checkpoint_format
 from keras_pvt.segmentation.backbone import features_config, segmenter_backbone
 from keras_pvt.segmentation.checkpoint_keys import CLASSIFIER_KEY, head_targets, split_state
@@ -74,7 +72,8 @@ def load_segmenter_weights(model: Any, weights: Any) -> dict[str, list[str]]:
     """
     weights = read_segmenter_state(weights)
     if not isinstance(weights, Mapping):
-        _load_keras_file(model, Path(weights))
+        rebuild = "segmenter (backbone, num_classes, fpn_channels, head_channels)"
+        load_keras_file(model, Path(weights), rebuild=rebuild)
         return {"loaded": [w.path for w in model.weights], "skipped": []}
     state = {k: v for k, v in weights.items() if not k.endswith(BOOKKEEPING_SUFFIXES)}
     skipped = [k for k in weights if k not in state]
@@ -149,26 +148,3 @@ def _head_values(state: Mapping[str, Any], targets: Mapping[str, Any]) -> dict[s
     if not_float or not_finite:
         raise CheckpointValueError(not_float, not_finite)
     return values
-
-
-def _load_keras_file(model: Any, path: Path) -> None:
-    is_keras = path.name.lower().endswith(".keras")
-    valid = zipfile.is_zipfile(path) if is_keras else bool(h5py.is_hdf5(os.fspath(path)))
-    kind = "Keras model (.keras)" if is_keras else "Keras weights (.weights.h5)"
-    if not valid:
-        raise CheckpointReadError(
-            f"{str(path)!r} is not a {kind} file (truncated, corrupt or another format under that "
-            "name). Save or download it again."
-        )
-    try:
-        model.load_weights(os.fspath(path))
-    except ValueError as error:
-        raise ValueError(
-            f"The Keras weights {str(path)!r} do not fit model {model.name!r}: {error} Build the "
-            "same segmenter (backbone, num_classes, fpn_channels, head_channels) that saved them."
-        ) from error
-    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
-        raise CheckpointReadError(
-            f"Cannot read {str(path)!r} as a {kind} file: it is truncated or corrupt "
-            f"({type(error).__name__}: {error}). Save or download it again."
-        ) from error

@@ -76,8 +76,9 @@ def export_and_compare(
     fails on broken files), and measure accuracy on ``(images, labels)`` (model-ready float32).
 
     `calibration`: model-ready training images for int8 calibration. Formats: "saved_model",
-    "tflite_float", "tflite_float16", "tflite_dynamic", "tflite_int8". `overwrite` replaces previous
-    exports of the same names (nothing else is ever replaced; see `keras_pvt.export`).
+    "tflite_float", "tflite_float16", "tflite_dynamic", "tflite_int8" (mixed int8),
+    "tflite_int8_full" (every op integer). `overwrite` replaces previous exports of the same names
+    (nothing else is ever replaced; see `keras_pvt.export`).
     """
     from keras_pvt.export import TFLiteRunner, convert_to_tflite, export_and_verify_saved_model
 
@@ -102,7 +103,7 @@ def export_and_compare(
                 model,
                 path,
                 quantize=TFLITE_FORMATS[name],
-                representative_data=calibration if name == "tflite_int8" else None,
+                representative_data=calibration if name in ("tflite_int8", "tflite_int8_full") else None,
                 image_size=image_size,
                 verify_images=sample,
                 threads=threads,
