@@ -387,13 +387,13 @@ def _flatbuffer(
 def _op_types(flatbuffer: bytes) -> tuple[dict[str, int], dict[str, int]]:
     """(ops computing in float, ops computing in int8) of the file, ``{op type: count}``;
     QUANTIZE/DEQUANTIZE, the conversions between the two, are in neither."""
-    from keras_pvt.export.verify import analyze_ops, int8_ops
+    from keras_pvt.export.verify import op_type_counts
 
     conversions = ("QUANTIZE", "DEQUANTIZE")
-    floats = analyze_ops(flatbuffer)[1]
+    _, floats, integer = op_type_counts(flatbuffer)
     float_ops = {name: count for name, count in floats.items() if name not in conversions}
-    integer = {name: count for name, count in int8_ops(flatbuffer).items() if name not in conversions}
-    return float_ops, integer
+    int8_ops = {name: count for name, count in integer.items() if name not in conversions}
+    return float_ops, int8_ops
 
 
 def _verify(

@@ -190,30 +190,37 @@ def op_histogram(tflite: str | bytes) -> dict[str, int]:
 
 
 def analyze_ops(tflite: str | bytes) -> tuple[dict[str, int], dict[str, int]]:
-    """(all ops, ops computing in float) of the file's graph, each as ``{name: count}``.
+    """(all ops, ops computing in float) of the file's graph, each as ``{name: count}``."""
+    every, floats, _ = op_type_counts(tflite)
+    return every, floats
 
-    An op computes in float when one of its results is float32/float16; in an int8 file these
-    are the ops left unquantised (plus the QUANTIZE/DEQUANTIZE pairs around them).
+
+def op_type_counts(tflite: str | bytes) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """(all ops, ops computing in float, ops computing in int8) of the file's graph, each as
+    ``{name: count}``, most first, from one reading of the graph.
+
+    An op computes in float (int8) when one of its results is float32/float16 (int8); QUANTIZE is
+    in neither. In an int8 file the float ones are the ops left unquantised (plus the DEQUANTIZEs
+    around them).
     """
-    interpreter = _interpreter(tflite, threads=1, delegates=False)
-    ops = ops_details(interpreter)
-    counts = collections.Counter(op["op_name"] for op in ops)
-    floats = collections.Counter(
-        op["op_name"]
-        for op in ops
-        if op["op_name"] != "QUANTIZE"
-        and any(np.dtype(t) in (np.float32, np.float16) for t in op.get("result_types", []))
+    ops = ops_details(_interpreter(tflite, threads=1, delegates=False))
+    return (
+        _count_ops(ops, None),
+        _count_ops(ops, (np.float32, np.float16)),
+        _count_ops(ops, (np.int8,)),
     )
-    return dict(counts.most_common()), dict(floats.most_common())
 
 
-def int8_ops(tflite: str | bytes) -> dict[str, int]:
-    """Ops of the file's graph computing in int8 (a result is int8; QUANTIZE left out), most first."""
-    interpreter = _interpreter(tflite, threads=1, delegates=False)
+def _count_ops(ops: list[dict[str, Any]], result_dtypes: tuple[Any, ...] | None) -> dict[str, int]:
+    """``{op name: count}`` of `ops` (those with a result of `result_dtypes`, QUANTIZE left out)."""
     counts = collections.Counter(
         op["op_name"]
-        for op in ops_details(interpreter)
-        if op["op_name"] != "QUANTIZE" and any(np.dtype(t) == np.int8 for t in op.get("result_types", []))
+        for op in ops
+        if result_dtypes is None
+        or (
+            op["op_name"] != "QUANTIZE"
+            and any(np.dtype(t) in result_dtypes for t in op.get("result_types", []))
+        )
     )
     return dict(counts.most_common())
 
