@@ -58,11 +58,17 @@ fixtures:
 	bash ../shared/peers/setup.sh /tmp/pvt-peers
 	/tmp/pvt-peers/timm/bin/pip install -q transformers  # only for the HF-named fixtures
 	/tmp/pvt-peers/timm/bin/python tests/fixtures/make_reference.py
+	/tmp/pvt-peers/timm/bin/python tests/fixtures/make_variant_reference.py  # b0 ... b5, b2_li on seeded weights
 	/tmp/pvt-peers/timm/bin/python tests/fixtures/make_channels_reference.py
 	/tmp/pvt-peers/timm/bin/python tests/fixtures/make_torch_pickles.py
 	/tmp/pvt-peers/timm/bin/python tests/fixtures/make_segmentation_reference.py  # mmseg's Semantic FPN
 
-# `make bench BENCH_ARGS="--baseline HEAD"`: also time keras-pvt at a git revision, side by side.
+# `make bench`: keras-pvt side by side with its peers, each in its own venv built by
+# ../shared/peers/setup.sh under /tmp/pvt-peers (PVT_PEERS=DIR elsewhere): timm (also -> ONNX Runtime,
+# OpenVINO), kecam, zeromodels and timm -> litert-torch; missing peers are named and skipped. Writes
+# benchmarks/results/bench.md (and .json): the machine, its SIMD features, every venv's versions, the
+# load, the tables and the checks. BENCH_ARGS="--only deploy,tflite": the deployment and .tflite tables
+# alone; "--quick": a smoke run; "--baseline HEAD": also time keras-pvt at a git revision, side by side.
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
 

@@ -20,18 +20,24 @@ WORKERS = {
     "timm": "worker_timm.py",
     "timm_onnx": "worker_timm_onnx.py",  # timm -> ONNX -> ONNX Runtime / OpenVINO, in timm's venv
     "kecam": "worker_kecam.py",
+    "zeromodels": "worker_zeromodels.py",  # zeromodels (Keras 3) on TensorFlow and its LiteRT export
+    "litert_torch": "worker_litert_torch.py",  # timm -> litert-torch -> LiteRT
 }
-# The virtual environment each implementation runs in (its key in `interpreters`).
+# The peers' virtual environments under `--peers` (`../shared/peers/setup.sh` builds them).
+PEER_VENVS = {"timm": "timm", "kecam": "kecam", "zeromodels": "zm", "litert_torch": "lt"}
+# Implementations that run in another implementation's virtual environment (its key in `interpreters`).
 VENVS = {"keras_pvt_backend": "keras_pvt", "keras_pvt_deploy": "keras_pvt", "timm_onnx": "timm"}
 PREFIX = "@@ "
 SETTLE_S = 0.5  # pause before each timed run, so one worker's idle threads never overlap the next one
+# Workers importing their frameworks at once: one per usable CPU (nothing is timed while they start).
+STARTUP_WAVE = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 
 
 def interpreters(peers: Path) -> dict[str, Path]:
     """Python executable per implementation; peers whose venv is missing are left out."""
     found = {"keras_pvt": Path(sys.executable)}
-    for impl in ("timm", "kecam"):
-        python = peers / impl / "bin" / "python"
+    for impl, venv in PEER_VENVS.items():
+        python = peers / venv / "bin" / "python"
         if python.exists():
             found[impl] = python
     for impl, venv in VENVS.items():
@@ -50,12 +56,14 @@ class Contestant:
 
 
 class Worker:
-    """A worker process speaking `worker_protocol`."""
+    """A worker process speaking `worker_protocol`; `greet()` waits for its first message."""
 
     def __init__(self, python: Path, contestant: Contestant, log_dir: Path) -> None:
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
         if contestant.impl == "kecam":
             env["TF_USE_LEGACY_KERAS"] = "1"
+        if contestant.impl == "zeromodels":
+            env["KERAS_BACKEND"] = "tensorflow"
         env.pop("PYTHONPATH", None)
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log = open(log_dir / f"{contestant.label}.log", "ab")  # noqa: SIM115 (closed in quit)
@@ -67,7 +75,12 @@ class Worker:
             env=env,
             text=True,
         )
+        self.hello: dict[str, Any] = {}
+
+    def greet(self) -> dict[str, Any]:
+        """The worker's first message (ready, or skipped), once its imports are done."""
         self.hello = self.receive()
+        return self.hello
 
     def receive(self) -> dict[str, Any]:
         assert self.process.stdout is not None
@@ -134,8 +147,9 @@ def compare(
 ) -> dict[str, Any]:
     """Time every contestant at every params, alternating contestants run by run.
 
-    `iters` may map a params key (its JSON) to a count. Workers start one after another (never two
-    loading at once); each round rotates the order so no contestant always runs first.
+    `iters` may map a params key (its JSON) to a count. Workers start `STARTUP_WAVE` at a time
+    (every one is loaded and idle before the first timed run); each round rotates the order so no
+    contestant always runs first.
     Returns {"cells": {params_key: {label: summary}}, "workers": {label: hello + peak memory}}.
     """
     present = [c for c in contestants if c.impl in pythons]
@@ -143,19 +157,23 @@ def compare(
     info: dict[str, Any] = {
         c.label: {"skipped": f"{c.impl} not installed"} for c in contestants if c.impl not in pythons
     }
+    python_of = {c.label: str(pythons[c.impl]) for c in present}
     try:
-        for contestant in present:
-            try:
-                worker = Worker(pythons[contestant.impl], contestant, log_dir)
-            except RuntimeError as error:
-                info[contestant.label] = {"error": str(error)}
-                continue
-            if worker.hello.get("ready") is False:
-                info[contestant.label] = {"skipped": worker.hello["skipped"]}
-                print(f"  skipped {contestant.label}: {worker.hello['skipped']}", flush=True)
-                worker.close()
-                continue
-            workers[contestant.label] = worker
+        for first in range(0, len(present), STARTUP_WAVE):
+            wave = present[first : first + STARTUP_WAVE]
+            started = [(c, Worker(pythons[c.impl], c, log_dir)) for c in wave]
+            for contestant, worker in started:
+                try:
+                    worker.greet()
+                except RuntimeError as error:
+                    info[contestant.label] = {"error": str(error)}
+                    continue
+                if worker.hello.get("ready") is False:
+                    info[contestant.label] = {"skipped": worker.hello["skipped"]}
+                    print(f"  skipped {contestant.label}: {worker.hello['skipped']}", flush=True)
+                    worker.close()
+                    continue
+                workers[contestant.label] = worker
         cells: dict[str, dict[str, Any]] = {}
         for params in params_list:
             key = json.dumps(params, sort_keys=True)
@@ -188,6 +206,8 @@ def compare(
             except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
                 worker.process.kill()
                 info[label] = {**worker.hello, "error": str(error)}
+        for label, python in python_of.items():  # which environment's versions each worker reports
+            info.setdefault(label, {})["python"] = python
     return {"cells": cells, "workers": info}
 
 

@@ -1,4 +1,5 @@
-"""Turn a benchmark run into `bench.json`, `bench.md` (tables, ratios, targets) and a scaling plot."""
+"""Turn a benchmark run into `bench.json`, `bench.md` (provenance, tables, ratios, checks) and a scaling
+plot. The checks' bounds are `report_common.TARGETS`."""
 
 from __future__ import annotations
 
@@ -6,27 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from machine import provenance_lines
+from report_common import TARGETS, cell, check, environments, ms, rate
 from report_deploy import deploy_section
+from report_tflite import tflite_section
 
-PEERS = ("timm", "kecam")
+PEERS = ("timm", "kecam")  # the peers the "inference", "train" and "memory" groups run
 BASELINE_SUFFIX = "@base"  # label of a keras-pvt contestant run from `--baseline REV`
-
-
-def _cell(run: dict[str, Any], group: str, params: dict[str, Any]) -> dict[str, Any]:
-    cells = run["results"].get(group, {}).get("cells", {})
-    return cells.get(json.dumps(params, sort_keys=True), {})
-
-
-def _rate(summary: dict[str, Any] | None) -> str:
-    if not summary or "per_s" not in summary:
-        return "n/a" if not summary else "error"
-    return f"{summary['per_s']:.1f} ({summary['per_s_min']:.1f}-{summary['per_s_max']:.1f})"
-
-
-def _ms(summary: dict[str, Any] | None) -> str:
-    if not summary or "median_s" not in summary:
-        return "n/a" if not summary else "error"
-    return f"{1e3 * summary['median_s']:.2f} ({1e3 * summary['min_s']:.2f}-{1e3 * summary['max_s']:.2f})"
 
 
 def _best_peer(row: dict[str, Any]) -> tuple[str, float] | None:
@@ -34,15 +21,11 @@ def _best_peer(row: dict[str, Any]) -> tuple[str, float] | None:
     return max(rates, key=lambda item: item[1]) if rates else None
 
 
-def _verdict(ok: bool | None) -> str:
-    return "n/a" if ok is None else ("MET" if ok else "NOT MET")
-
-
-def inference_section(run: dict[str, Any], targets: list[list[str]]) -> list[str]:
+def inference_section(run: dict[str, Any], checks: list[list[str]]) -> list[str]:
     if not any(group.startswith("infer_") for group in run["results"]):
         return []
     labels = ["keras_pvt", "keras_pvt_frozen", "keras_pvt_tf_function", "keras_pvt_bf16", "timm", "kecam"]
-    # The target is judged for `compile_inference(model)` and, separately, with `freeze_weights=True`.
+    # The check is made for `compile_inference(model)` and, separately, with `freeze_weights=True`.
     judged = {"keras_pvt": "", "keras_pvt_frozen": " (freeze_weights=True)"}
     lines = [
         "## Inference, images/s at 224x224 (median, min-max)",
@@ -56,7 +39,7 @@ def inference_section(run: dict[str, Any], targets: list[list[str]]) -> list[str
     ]
     for variant in ("b0", "b2"):
         for batch in (1, 16):
-            row = _cell(run, f"infer_{variant}", {"batch": batch, "size": 224})
+            row = cell(run, f"infer_{variant}", {"batch": batch, "size": 224})
             if not row:
                 continue
             best = _best_peer(row)
@@ -64,16 +47,12 @@ def inference_section(run: dict[str, Any], targets: list[list[str]]) -> list[str
             for label, suffix in judged.items():
                 ratio = row[label]["per_s"] / best[1] if best and "per_s" in row.get(label, {}) else None
                 ratios.append("n/a" if ratio is None else f"{ratio:.2f}x vs {best[0]}")
-                targets.append(
-                    [
-                        f"{variant} inference batch {batch} >= 1.5x faster peer{suffix}",
-                        "n/a" if ratio is None else f"{ratio:.2f}x",
-                        _verdict(None if ratio is None else ratio >= 1.5),
-                    ]
-                )
+                where = f"{variant} batch {batch}{suffix}"
+                name = "inference speed-up over the fastest peer"
+                checks.append(check(name, ratio, True, where, f"vs {best[0]}" if ratio else ""))
             lines.append(
                 f"| {variant} | {batch} | "
-                + " | ".join(_rate(row.get(k)) for k in labels)
+                + " | ".join(rate(row.get(k)) for k in labels)
                 + " | "
                 + " | ".join(ratios)
                 + " |"
@@ -81,7 +60,7 @@ def inference_section(run: dict[str, Any], targets: list[list[str]]) -> list[str
     return [*lines, ""]
 
 
-def train_section(run: dict[str, Any], targets: list[list[str]]) -> list[str]:
+def train_section(run: dict[str, Any], checks: list[list[str]]) -> list[str]:
     group = run["results"].get("train_b0")
     if not group:
         return []
@@ -100,103 +79,17 @@ def train_section(run: dict[str, Any], targets: list[list[str]]) -> list[str]:
         " | ".join(
             [
                 "",
-                *(_rate(row.get(k)) for k in ("keras_pvt", "timm", "kecam")),
+                *(rate(row.get(k)) for k in ("keras_pvt", "timm", "kecam")),
                 "n/a" if ratio is None else f"{ratio:.2f}x",
                 "",
             ]
         ).strip()
     )
-    targets.append(
-        [
-            "b0 training step >= 1.2x timm",
-            "n/a" if ratio is None else f"{ratio:.2f}x",
-            _verdict(None if ratio is None else ratio >= 1.2),
-        ]
-    )
+    checks.append(check("training speed-up over timm", ratio, True, f"b0 batch {params['batch']}"))
     return [*lines, ""]
 
 
-TFLITE_MODES = (("float32", "float32"), ("int8", "int8 (ours: mixed)"), ("int8_full", "int8-full"))
-
-
-def _ratio(ours: dict[str, Any] | None, other: dict[str, Any] | None) -> float | None:
-    """Median time of `ours` over `other`'s (None unless both ran)."""
-    if ours and other and "median_s" in ours and "median_s" in other:
-        return ours["median_s"] / other["median_s"]
-    return None
-
-
-def _size_ratio(ours: dict[str, Any] | None, other: dict[str, Any] | None) -> float | None:
-    """File size of `ours` over `other`'s, from the cells' facts."""
-    sizes = [(summary or {}).get("facts", {}).get("file_bytes") for summary in (ours, other)]
-    return sizes[0] / sizes[1] if None not in sizes else None
-
-
-def _mib(summary: dict[str, Any] | None) -> str:
-    size = (summary or {}).get("facts", {}).get("file_bytes")
-    return "n/a" if size is None else f"{size / 2**20:.2f}"
-
-
-def _accuracy(summary: dict[str, Any] | None) -> str:
-    facts = (summary or {}).get("facts", {})
-    if "relative_error" not in facts:
-        return "n/a"
-    return f"{facts['relative_error']:.1e}, {facts['top1_agreement']:.0%}"
-
-
-def tflite_section(run: dict[str, Any], targets: list[list[str]]) -> list[str]:
-    """B0 .tflite latency at batch 1; appends issue 17's int8 targets (ours mixed int8 vs our
-    float32 file and kecam's int8, and the file size)."""
-    if "tflite_b0" not in run["results"]:
-        return []
-    lines = [
-        "## TFLite b0, batch 1, latency ms (median, min-max)",
-        "",
-        'Ours: `convert_to_tflite` ("int8": mixed int8, "int8-full": every op integer); kecam: '
-        "the plain converter (its int8: every op integer). Outputs vs the file's own Keras model: "
-        "relative error of the outputs, top-1 agreement (random weights and images).",
-        "",
-        "| model | threads | keras_pvt | kecam | keras_pvt / kecam | MiB (ours / kecam) | ours vs Keras |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for quant, title in TFLITE_MODES:
-        for threads in (1, 2):
-            row = _cell(run, "tflite_b0", {"threads": threads})
-            ours, peer = row.get(f"keras_pvt_{quant}"), row.get(f"kecam_{quant}")
-            ratio = _ratio(ours, peer)
-            lines.append(
-                f"| {title} | {threads} | {_ms(ours)} | {_ms(peer)} | "
-                f"{'n/a' if ratio is None else f'{ratio:.2f}x'} | {_mib(ours)} / {_mib(peer)} | "
-                f"{_accuracy(ours)} |"
-            )
-    for threads in (1, 2):
-        row = _cell(run, "tflite_b0", {"threads": threads})
-        mixed = row.get("keras_pvt_int8")
-        for other, factor, name in (
-            ("keras_pvt_float32", 0.6, "our float32 file"),
-            ("kecam_int8", 0.25, "kecam's int8"),
-        ):
-            ratio = _ratio(mixed, row.get(other))
-            targets.append(
-                [
-                    f"b0 .tflite mixed int8 latency, {threads} thread(s), <= {factor}x {name}",
-                    "n/a" if ratio is None else f"{ratio:.2f}x",
-                    _verdict(None if ratio is None else ratio <= factor),
-                ]
-            )
-    row = _cell(run, "tflite_b0", {"threads": 1})
-    size = _size_ratio(row.get("keras_pvt_int8"), row.get("keras_pvt_float32"))
-    targets.append(
-        [
-            "b0 .tflite mixed int8 file size <= 0.35x our float32 file",
-            "n/a" if size is None else f"{size:.2f}x",
-            _verdict(None if size is None else size <= 0.35),
-        ]
-    )
-    return [*lines, ""]
-
-
-def memory_section(run: dict[str, Any], targets: list[list[str]]) -> list[str]:
+def memory_section(run: dict[str, Any], checks: list[list[str]]) -> list[str]:
     memory = run["results"].get("memory_b0")
     if not memory:
         return []
@@ -218,14 +111,9 @@ def memory_section(run: dict[str, Any], targets: list[list[str]]) -> list[str]:
             f"{info['peak_rss_mb'] - info['rss_mb']:.0f} |"
         )
     peer_peaks = [peaks[p] for p in PEERS if p in peaks]
-    ok = None if "keras_pvt" not in peaks or not peer_peaks else peaks["keras_pvt"] <= min(peer_peaks)
-    targets.append(
-        [
-            "b0 batch-16 inference peak memory <= peers'",
-            "n/a" if ok is None else f"{peaks['keras_pvt']:.0f} vs {min(peer_peaks):.0f} MiB",
-            _verdict(ok),
-        ]
-    )
+    ratio = peaks["keras_pvt"] / min(peer_peaks) if "keras_pvt" in peaks and peer_peaks else None
+    detail = f"{peaks['keras_pvt']:.0f} vs {min(peer_peaks):.0f} MiB" if ratio is not None else ""
+    checks.append(check("peak memory over the lowest peer's", ratio, False, "b0 batch 16", detail))
     return [*lines, ""]
 
 
@@ -244,7 +132,7 @@ def scaling_section(run: dict[str, Any], output: Path) -> tuple[list[str], Path 
         "|---|---|---|---|---|---|",
     ]
     for size in sizes:
-        row = _cell(run, "scaling", {"batch": 1, "size": size})
+        row = cell(run, "scaling", {"batch": 1, "size": size})
         cells = []
         for variant in series:
             summary = row.get(f"keras_pvt_{variant}", {})
@@ -338,8 +226,8 @@ def backends_section(run: dict[str, Any]) -> list[str]:
     ]
     one, sixteen = ({"batch": b, "size": 224} for b in (1, 16))
     for label, title in BACKEND_ROWS:
-        cells = [_cell(run, "backends_b0", params).get(label) for params in (one, sixteen)]
-        lines.append(f"| {title} | {_ms(cells[0])} | {_ms(cells[1])} |")
+        cells = [cell(run, "backends_b0", params).get(label) for params in (one, sixteen)]
+        lines.append(f"| {title} | {ms(cells[0])} | {ms(cells[1])} |")
     return [*lines, ""]
 
 
@@ -376,7 +264,7 @@ def baseline_section(run: dict[str, Any]) -> list[str]:
                     continue
                 ratio, spread = _speedup(after, before)
                 lines.append(
-                    f"| {group} | {key} | {label} | {_ms(after)} | {_ms(before)} | {ratio} | {spread} |"
+                    f"| {group} | {key} | {label} | {ms(after)} | {ms(before)} | {ratio} | {spread} |"
                 )
     lines += _baseline_memory(run)
     return [*lines, ""]
@@ -396,63 +284,52 @@ def _baseline_memory(run: dict[str, Any]) -> list[str]:
     return ["", header, "|---|---|---|", *lines]
 
 
-def _cpu_features(machine: dict[str, Any]) -> str:
-    """The CPU features that matter here, saying outright whether AMX and AVX512-BF16 are there."""
-    flags = machine.get("cpu_flags")
-    if flags is None:  # a run recorded before the flags were
-        return f"AMX-BF16: {machine['amx_bf16']}"
-    amx = "AMX" if any(f.startswith("amx") for f in flags) else "no AMX"
-    bf16 = "AVX512-BF16" if "avx512_bf16" in flags else "no AVX512-BF16"
-    return f"{bf16}, {amx} (flags: {' '.join(flags) or 'none listed'})"
-
-
 def machine_lines(run: dict[str, Any]) -> list[str]:
-    m = run["machine"]
-    versions: dict[str, str] = {}
-    for group in run["results"].values():
-        for info in (group.get("workers", {}) if isinstance(group, dict) else {}).values():
-            versions.update(info.get("versions", {}))
-    for workers in run["results"].get("memory_b0", {}).values():
-        for info in workers.values():
-            versions.update(info.get("versions", {}))
-    versions.pop("keras_pvt_source", None)  # the baseline's folder: named in its own section
+    """Where the numbers came from: date, machine, CPU and SIMD features, load, every environment's
+    library versions."""
+    lines = provenance_lines(
+        run["machine"], run.get("load_average_after"), environments(run), run.get("duration_s")
+    )
+    quick = " Quick run (`--quick`): few samples, noisy; not for quoting." if run.get("quick") else ""
     return [
-        f"Machine: {m['cpu_model']}, {m['usable_cpus']} usable of {m['logical_cpus']} logical CPUs, "
-        f"{m['memory_gib']} GiB, {_cpu_features(m)}; {m['os']}; Python {m['python']}.",
-        f"Versions: {', '.join(f'{k} {v}' for k, v in sorted(versions.items()))}.",
-        f"Run at {m['time']}, {run['duration_s'] / 60:.1f} min; load average before "
-        f"{'/'.join(f'{x:.2f}' for x in m['load_average'])}, after "
-        f"{'/'.join(f'{x:.2f}' for x in run['load_average_after'])}"
-        + (" (quick run: few samples, noisy)." if run["quick"] else "."),
-        "Contestants alternate run by run in their own processes; min-max is over all samples.",
+        *lines,
+        "Contestants alternate run by run in their own processes; min-max is over all samples." + quick,
         "",
     ]
 
 
-def _targets_table(title: str, targets: list[list[str]]) -> list[str]:
-    if not targets:
+def _checks_table(checks: list[list[str]]) -> list[str]:
+    if not checks:
         return []
-    rows = [f"| {target} | {measured} | {status} |" for target, measured, status in targets]
-    return [f"## Targets ({title})", "", "| target | measured | status |", "|---|---|---|", *rows, ""]
+    rows = [f"| {name} | {measured} | {status} |" for name, measured, status in checks]
+    bounds = ", ".join(f"{name} {bound:g}" for name, bound in TARGETS.items())
+    return [
+        "## Checks",
+        "",
+        f"Bounds from `benchmarks/report_common.py` TARGETS ({bounds}).",
+        "",
+        "| check | measured | status |",
+        "|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def write_reports(run: dict[str, Any], output: Path) -> list[Path]:
     """Write bench.json, bench.md and resolution_scaling.png under `output`; return the paths."""
-    targets: list[list[str]] = []
-    deployment: list[list[str]] = []  # issue 17's targets
+    checks: list[list[str]] = []
     body = (
-        inference_section(run, targets)
-        + deploy_section(run, deployment)
-        + train_section(run, targets)
-        + tflite_section(run, deployment)
-        + memory_section(run, targets)
+        inference_section(run, checks)
+        + deploy_section(run, checks)
+        + train_section(run, checks)
+        + tflite_section(run, checks)
+        + memory_section(run, checks)
         + bf16_section(run)
         + backends_section(run)
         + baseline_section(run)
     )
     scaling, plot = scaling_section(run, output)
-    table = [*_targets_table("issue 17: deployment", deployment), *_targets_table("issue 6", targets)]
-    markdown = ["# keras-pvt benchmarks", "", *machine_lines(run), *table, *body, *scaling]
+    markdown = ["# keras-pvt benchmarks", "", *machine_lines(run), *_checks_table(checks), *body, *scaling]
     paths = [output / "bench.json", output / "bench.md"]
     paths[0].write_text(json.dumps(run, indent=1))
     paths[1].write_text("\n".join(markdown) + "\n")

@@ -1,18 +1,23 @@
-"""The "deploy" group's part of `bench.md`: every CPU deployment side by side, and issue 17's targets.
+"""The "deploy" group's part of `bench.md`: every CPU deployment side by side, and its checks.
 
-Targets (float32, 224x224, all from one run): in every cell (B0/B2, batch 1/16) the best of our
-deployments >= 1.0x timm -> ONNX -> OpenVINO and >= 1.5x the fastest of timm, timm -> ONNX Runtime
-and kecam (TensorFlow); at batch 16 >= 85% of the float32 roofline. The roofline is the measured
-peak of `roofline.py` (the fastest large float32 matmul, NumPy or TensorFlow, at the group's thread
-count); a model's FLOPs are `PVTV2Config.flops` (2 x multiply-accumulates of its convolutions, dense
-layers and the two attention matmuls, counted from the layer shapes; norms, activations and softmax
-left out). bfloat16 rows are reported beside, with their accuracy cost, and judged by nothing.
+Checks (bounds in `report_common.TARGETS`; float32, 224x224, all from one run): in every cell
+(B0/B2, batch 1/16) the best of our deployments against the fastest peer row (every peer that ran
+and agrees with its reference) and against the fastest peer on a framework runtime (timm eager,
+timm -> ONNX Runtime, kecam and zeromodels on TensorFlow); at batch 16, its share of the float32
+roofline. The roofline is the measured peak of `roofline.py` (the fastest large float32 matmul,
+NumPy or TensorFlow, at the group's thread count); a model's FLOPs are `PVTV2Config.flops` (2 x
+multiply-accumulates of its convolutions, dense layers and the two attention matmuls, counted from
+the layer shapes; norms, activations and softmax left out). Rows whose outputs are further from
+their reference than `report_common.TOLERANCES` allows are flagged and never ranked; the fastest
+agreeing row of each cell is bold. bfloat16 rows are reported beside, with their accuracy cost,
+and judged by nothing.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from report_common import TOLERANCES, bold, cell, check, errors_of, fastest, flag, rate
 
 VARIANTS = ("b0", "b2")
 BATCHES = (1, 16)
@@ -25,25 +30,29 @@ ENGINE_LABELS = (
     ("keras_pvt_tflite", "ours: our float32 .tflite on LiteRT"),
     ("keras_pvt_openvino_ir", "ours: our IR on OpenVINO (f32)"),
 )
+# Label, title, and what the row's outputs are compared with ("" for a framework that is its own
+# reference).
 PEER_LABELS = (
-    ("timm", "timm (PyTorch eager)"),
-    ("timm_onnxruntime", "timm -> ONNX -> ONNX Runtime"),
-    ("timm_openvino", "timm -> ONNX -> OpenVINO (f32)"),
-    ("kecam", "kecam (TensorFlow)"),
-    ("kecam_tflite", "kecam float32 .tflite on LiteRT"),
+    ("timm", "timm (PyTorch eager)", ""),
+    ("timm_onnxruntime", "timm -> ONNX -> ONNX Runtime", "timm"),
+    ("timm_openvino", "timm -> ONNX -> OpenVINO (f32)", "timm"),
+    ("kecam", "kecam (TensorFlow)", ""),
+    ("zeromodels", "zeromodels (TensorFlow)", ""),
+    ("kecam_tflite", "kecam float32 .tflite on LiteRT", "kecam (TensorFlow)"),
+    ("zeromodels_tflite", 'zeromodels float32 .tflite (`export(format="litert")`) on LiteRT', "zeromodels"),
+    ("timm_litert_torch", "timm -> litert-torch float32 .tflite on LiteRT", "timm"),
 )
 BF16_LABELS = (
     ("timm_openvino_bf16", "timm -> ONNX -> OpenVINO (bf16 hint)"),
     ("keras_pvt_openvino_ir_bf16", "ours: our IR on OpenVINO (bf16 hint)"),
 )
 OURS = tuple(label for label, _ in ENGINE_LABELS)
-FAST_PEERS = ("timm", "timm_onnxruntime", "kecam")  # issue 6's "1.5x the fastest peer", kept
-ROOFLINE_SHARE = 0.85
+PEERS = tuple(label for label, _, _ in PEER_LABELS)  # "the fastest peer": every one of them that ran
+FRAMEWORK_PEERS = ("timm", "timm_onnxruntime", "kecam", "zeromodels")
 
 
 def _row(run: dict[str, Any], variant: str, batch: int) -> dict[str, Any]:
-    cells = run["results"].get(f"deploy_{variant}", {}).get("cells", {})
-    return cells.get(json.dumps({"batch": batch, "size": 224}, sort_keys=True), {})
+    return cell(run, f"deploy_{variant}", {"batch": batch, "size": 224})
 
 
 def _skipped(run: dict[str, Any], variant: str, label: str) -> str | None:
@@ -51,59 +60,115 @@ def _skipped(run: dict[str, Any], variant: str, label: str) -> str | None:
     return info.get("skipped") or info.get("error")
 
 
-def _rate(summary: dict[str, Any] | None, skipped: str | None) -> str:
-    if summary and "per_s" in summary:
-        return f"{summary['per_s']:.1f} ({summary['per_s_min']:.1f}-{summary['per_s_max']:.1f})"
-    if summary and summary.get("error"):
-        return "skipped" if summary["error"].startswith("skipped") else "error"
-    return "skipped" if skipped else "n/a"
+def _comparison(run: dict[str, Any], label: str, against: str) -> str:
+    """The largest relative error of a row's outputs from its reference over all cells, and for
+    ours the Keras model's from timm's."""
+    if not against:
+        return "is the reference"
+    worst: dict[str, float] = {}
+    for variant in VARIANTS:
+        for batch in BATCHES:
+            for name, error in errors_of(_row(run, variant, batch).get(label)).items():
+                worst[name] = max(error, worst.get(name, 0.0))
+    if not worst:
+        return "n/a"
+    text = f"{worst['reference']:.1e} vs {against}" if "reference" in worst else ""
+    if "timm" in worst:
+        text += f"; Keras vs timm {worst['timm']:.1e}"
+    return text
 
 
-def _best(row: dict[str, Any], labels: tuple[str, ...]) -> tuple[str, float] | None:
-    rates = [(label, row[label]["per_s"]) for label in labels if "per_s" in row.get(label, {})]
-    return max(rates, key=lambda item: item[1]) if rates else None
-
-
-def _largest_diff(run: dict[str, Any], label: str) -> str:
-    diffs = [
-        _row(run, v, b).get(label, {}).get("facts", {}).get("max_abs_diff") for v in VARIANTS for b in BATCHES
-    ]
-    diffs = [d for d in diffs if d is not None]
-    return f"{max(diffs):.1e}" if diffs else "n/a"
-
-
-def _verdict(ok: bool | None) -> str:
-    return "n/a" if ok is None else ("MET" if ok else "NOT MET")
-
-
-def deploy_section(run: dict[str, Any], targets: list[list[str]]) -> list[str]:
-    """The deployment table, bf16 beside it, the roofline; appends issue 17's float32 targets."""
+def deploy_section(run: dict[str, Any], checks: list[list[str]]) -> list[str]:
+    """The deployment table, bf16 beside it, the roofline; appends the float32 checks."""
     if not any(f"deploy_{v}" in run["results"] for v in VARIANTS):
         return []
     columns = [(v, b) for v in VARIANTS for b in BATCHES]
+    fastest_rows = {(v, b): fastest(_row(run, v, b), (*PEERS, *OURS)) for v, b in columns}
     lines = [
         "## Deployment on this CPU, float32, images/s at 224x224 (median, min-max)",
         "",
         "Every row in its own process, alternating run by run; ONNX Runtime, OpenVINO and LiteRT with "
-        "2 intra-op threads. Max |diff|: the largest difference of the outputs from the row's own "
-        "framework (timm for the ONNX rows, Keras for ours), over all cells.",
+        "2 intra-op threads. Bold: the fastest row of each cell among those whose outputs agree with "
+        f"their reference (centred relative error <= {TOLERANCES['float32']:g}; rows beyond it are "
+        "flagged and not ranked). Last column: the largest such error of the row's outputs from its "
+        "reference over all cells (ours: from our Keras model, and our Keras model from timm on the "
+        "same weights).",
         "",
-        "| deployment | " + " | ".join(f"{v} batch {b}" for v, b in columns) + " | max abs diff |",
+        "| deployment | " + " | ".join(f"{v} batch {b}" for v, b in columns) + " | outputs vs reference |",
         "|" + "---|" * (len(columns) + 2),
     ]
-    for label, title in (*PEER_LABELS, *ENGINE_LABELS):
-        cells = [_rate(_row(run, v, b).get(label), _skipped(run, v, label)) for v, b in columns]
-        lines.append(f"| {title} | " + " | ".join(cells) + f" | {_largest_diff(run, label)} |")
-    lines += ["", *_bf16_lines(run, columns), *_roofline_lines(run)]
-    _float32_targets(run, targets)
+    against = {label: reference for label, _, reference in PEER_LABELS}
+    for label, title in (*((label, title) for label, title, _ in PEER_LABELS), *ENGINE_LABELS):
+        cells = []
+        for variant, batch in columns:
+            summary = _row(run, variant, batch).get(label)
+            text = rate(summary, _skipped(run, variant, label)) + flag(summary)
+            cells.append(bold(text) if fastest_rows[variant, batch] == label else text)
+        reference = against.get(label, "ours (Keras)")
+        lines.append(f"| {title} | " + " | ".join(cells) + f" | {_comparison(run, label, reference)} |")
+    lines.append(
+        "| best of ours / fastest peer | " + " | ".join(_versus(_row(run, v, b)) for v, b in columns) + " | |"
+    )
+    lines += ["", *_same_weights_lines(run), *_bf16_lines(run, columns), *_roofline_lines(run)]
+    _float32_checks(run, checks)
     return [*lines, ""]
 
 
+def _versus(row: dict[str, Any]) -> str:
+    """Images/s of the best of ours over the fastest peer's (both agreeing), naming both."""
+    ours, peer = fastest(row, OURS), fastest(row, PEERS)
+    if ours is None or peer is None:
+        return "n/a"
+    return f"{row[ours]['per_s'] / row[peer]['per_s']:.2f}x ({ours} vs {peer})"
+
+
+def _same_weights_lines(run: dict[str, Any]) -> list[str]:
+    """Which weights the rows ran, and how far our Keras model is from timm on them."""
+    lines = []
+    for variant in VARIANTS:
+        group = run["results"].get(f"deploy_{variant}")
+        if not group:
+            continue
+        made = group.get("timm_weights", {})
+        if "weights" not in made:
+            reason = made.get("error", "not made")[-200:].strip().replace("\n", " ")
+            lines.append(
+                f"- {variant}: every row ran its own random weights; ours was NOT compared with timm "
+                f"(timm's weights could not be made: {reason})."
+            )
+            continue
+        errors = [
+            errors_of(summary).get("timm")
+            for batch in BATCHES
+            for label, summary in _row(run, variant, batch).items()
+            if label in OURS
+        ]
+        errors = [e for e in errors if e is not None]
+        comparison = (
+            f"Our Keras model vs timm on the same images: centred relative error {max(errors):.1e} "
+            f"({'agree' if max(errors) <= TOLERANCES['float32'] else 'DISAGREE'})"
+            if errors
+            else "Our Keras model was not compared with timm (no row of ours ran)"
+        )
+        lines.append(
+            f"- {variant}: timm's random-init weights (`torch.manual_seed(0)`, `timm_weights.py`) in "
+            f"every row built from timm and in ours; kecam and zeromodels ran their own random "
+            f"weights (each compared with its own framework). {comparison}."
+        )
+    return ["Same weights:", "", *lines, ""] if lines else []
+
+
 def _bf16_lines(run: dict[str, Any], columns: list[tuple[str, int]]) -> list[str]:
+    if not any(run["results"].get(f"deploy_{v}", {}).get("bfloat16_rows", True) for v in VARIANTS):
+        return [
+            "bfloat16 rows: not run (this CPU has no bfloat16 arithmetic: no AVX512-BF16, no AMX; "
+            "OpenVINO's bf16 hint would run float32).",
+            "",
+        ]
     lines = [
         "bfloat16 beside it (OpenVINO's INFERENCE_PRECISION_HINT; the precision the compiled model "
         "reports in brackets; accuracy cost vs the float32 framework on the same random images: "
-        "relative error of the logits, top-1 agreement):",
+        f"centred relative error of the logits, top-1 agreement; flagged beyond {TOLERANCES['bf16']:g}):",
         "",
         "| deployment | " + " | ".join(f"{v} batch {b}" for v, b in columns) + " | accuracy cost |",
         "|" + "---|" * (len(columns) + 2),
@@ -114,11 +179,10 @@ def _bf16_lines(run: dict[str, Any], columns: list[tuple[str, int]]) -> list[str
             summary = _row(run, variant, batch).get(label)
             facts = (summary or {}).get("facts", {})
             precision = f" [{facts['precision']}]" if "precision" in facts else ""
-            cells.append(_rate(summary, _skipped(run, variant, label)) + precision)
-            if "relative_error" in facts:
-                costs.append(
-                    f"{variant}/{batch}: {facts['relative_error']:.1e}, {facts['top1_agreement']:.0%}"
-                )
+            cells.append(rate(summary, _skipped(run, variant, label)) + precision + flag(summary, "bf16"))
+            error = errors_of(summary).get("reference")
+            if error is not None:
+                costs.append(f"{variant}/{batch}: {error:.1e}, {facts['top1_agreement']:.0%}")
         lines.append(f"| {title} | " + " | ".join(cells) + f" | {'; '.join(costs) or 'n/a'} |")
     return [*lines, ""]
 
@@ -146,7 +210,7 @@ def _roofline_lines(run: dict[str, Any]) -> list[str]:
     ]
 
 
-def _float32_targets(run: dict[str, Any], targets: list[list[str]]) -> None:
+def _float32_checks(run: dict[str, Any], checks: list[list[str]]) -> None:
     from keras_pvt.presets import get_config
 
     peak = run["results"].get("roofline", {}).get("peak_gflops")
@@ -155,30 +219,22 @@ def _float32_targets(run: dict[str, Any], targets: list[list[str]]) -> None:
             row = _row(run, variant, batch)
             if not row:
                 continue
-            ours = _best(row, OURS)
-            for peers, factor, name in (
-                (("timm_openvino",), 1.0, "timm -> ONNX -> OpenVINO"),
-                (FAST_PEERS, 1.5, "the fastest of timm, timm -> ORT, kecam (TF)"),
+            ours = fastest(row, OURS)
+            where = f"{variant} batch {batch}"
+            # Ours ran but every row of ours disagrees with its reference: each check fails.
+            broken = ours is None and any("median_s" in row.get(label, {}) for label in OURS)
+            why = "every row of ours disagrees with its reference" if broken else ""
+            for name, peers in (
+                ("deployment speed-up over the fastest peer", PEERS),
+                ("deployment speed-up over the fastest framework runtime", FRAMEWORK_PEERS),
             ):
-                peer = _best(row, peers)
-                ratio = ours[1] / peer[1] if ours and peer else None
-                targets.append(
-                    [
-                        f"{variant} batch {batch}: best of ours >= {factor:.1f}x {name}",
-                        "n/a" if ratio is None else f"{ratio:.2f}x ({ours[0]} vs {peer[0]})",
-                        _verdict(None if ratio is None else ratio >= factor),
-                    ]
-                )
+                peer = fastest(row, peers)
+                ratio = row[ours]["per_s"] / row[peer]["per_s"] if ours and peer else None
+                detail = f"{ours} vs {peer}" if ratio else why
+                checks.append(check(name, ratio, True, where, detail, broken))
             if batch == 16:
                 share = None
                 if ours and peak:
-                    share = get_config(variant).flops(224) * ours[1] / 1e9 / peak
-                targets.append(
-                    [
-                        f"{variant} batch 16: best of ours >= {ROOFLINE_SHARE:.0%} of the float32 roofline",
-                        "n/a"
-                        if share is None
-                        else f"{share:.0%} ({ours[0]}: {share * peak:.0f} of {peak:.0f} GFLOP/s)",
-                        _verdict(None if share is None else share >= ROOFLINE_SHARE),
-                    ]
-                )
+                    share = get_config(variant).flops(224) * row[ours]["per_s"] / 1e9 / peak
+                detail = f"{ours}: {share * peak:.0f} of {peak:.0f} GFLOP/s" if share is not None else why
+                checks.append(check("share of the float32 roofline", share, True, where, detail, broken))

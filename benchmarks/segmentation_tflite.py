@@ -30,12 +30,13 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from litert_timing import ready_interpreter, round_medians  # noqa: E402
-from machine import machine_info  # noqa: E402
+from machine import environment_name, installed_versions, machine_info, provenance_lines  # noqa: E402
 
 SIZES = (256, 512)
 THREADS = (1, 2)
 QUANTS = ("float32", "int8")
 CLASSES = 150
+LIBRARIES = ("keras-pvt", "keras", "tensorflow", "ai-edge-litert", "numpy")  # versions recorded
 CALIBRATION_IMAGES = 8
 
 
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "machine": machine,
         "load_average_after": os.getloadavg(),
+        "versions": {environment_name(): installed_versions(LIBRARIES)},
         "model": f"SemanticFPN b0, {CLASSES} classes, {model.count_params():,} parameters",
         "rounds": args.rounds,
         "invokes": args.invokes,
@@ -123,17 +125,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(results: dict[str, Any]) -> str:
-    machine = results["machine"]
-    load = "/".join(f"{x:.2f}" for x in machine["load_average"])
-    after = "/".join(f"{x:.2f}" for x in results["load_average_after"])
     lines = [
         "# TFLite latency of the Semantic FPN segmenter (b0, batch 1)",
         "",
-        f"{results['model']}; `keras_pvt.export.convert_to_tflite`, builtin ops only, fixed shape. "
-        f"{machine['cpu_model']}, {machine['usable_cpus']} usable CPUs, {machine['time']}; "
+        *provenance_lines(results["machine"], results.get("load_average_after"), results.get("versions", {})),
+        f"{results['model']}; `keras_pvt.export.convert_to_tflite`, builtin ops only, fixed shape; "
         f"{results['rounds']} rounds x {results['invokes']} invokes, median of round medians "
-        f"(min-max over rounds). Load average before {load}, after {after}: a load above the "
-        "usable CPUs means other processes shared the machine and every number is slower.",
+        "(min-max over rounds).",
         "",
         "| size | format | file | threads | latency ms (min-max) |",
         "|---|---|---|---|---|",

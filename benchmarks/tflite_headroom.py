@@ -30,10 +30,11 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from litert_timing import ready_interpreter, round_medians  # noqa: E402
-from machine import machine_info  # noqa: E402
+from machine import environment_name, installed_versions, machine_info, provenance_lines  # noqa: E402
 from tf_common import keras_pvt_tflite  # noqa: E402
 
 THREADS = (1, 2)
+LIBRARIES = ("keras-pvt", "keras", "tensorflow", "ai-edge-litert", "numpy")  # versions recorded
 
 
 def identity(x: Any, *args: Any, **kwargs: Any) -> Any:
@@ -85,6 +86,7 @@ def main() -> int:
 
     from keras_pvt import PVT_V2
 
+    machine = machine_info()  # the load before the run
     rng = np.random.default_rng(0)
     model = PVT_V2("b0")
     flatbuffers = {}
@@ -104,7 +106,9 @@ def main() -> int:
     samples = {t: {name: medians[t, name] for name in flatbuffers} for t in THREADS}
 
     results = {
-        "machine": machine_info(),
+        "machine": machine,
+        "load_average_after": os.getloadavg(),
+        "versions": {environment_name(): installed_versions(LIBRARIES)},
         "rounds": args.rounds,
         "invokes": args.invokes,
         "latency_ms": {str(t): samples[t] for t in THREADS},
@@ -117,11 +121,10 @@ def main() -> int:
 
 
 def report(results: dict[str, Any]) -> str:
-    machine = results["machine"]
     lines = [
         "# TFLite B0 float32 headroom: latency with op groups made free (batch 1, 224x224)",
         "",
-        f"{machine['cpu_model']}, {machine['usable_cpus']} usable CPUs, {machine['time']}; "
+        *provenance_lines(results["machine"], results.get("load_average_after"), results.get("versions", {})),
         f"{results['rounds']} rounds x {results['invokes']} invokes, medians of round medians.",
         "",
         "| op group traced as identity | threads | latency ms (min-max) | vs unchanged |",

@@ -1,8 +1,10 @@
 """Benchmark worker for keras-cv-attention-models (run with the kecam peer venv, tf-keras).
 
 Same tasks and params as `worker_keras_pvt.py`; "infer" has one mode, a `tf.function` of the model
-(kecam builds fixed-size models, so each input size gets its own model); "tflite" also takes the
-run param "batch" (a file per batch) and the task's "threads" (used when the run gives none).
+(kecam builds fixed-size models, so each input size gets its own model); "tflite" converts a model
+that outputs logits (as every .tflite row does), its random weights saved beside the files (or
+loaded from there, so files made by another process match this one's model), also takes the run
+param "batch" (a file per batch) and the task's "threads" (used when the run gives none).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import worker_protocol  # noqa: E402
-from tf_common import plain_tflite, tflite_task, version  # noqa: E402
+from tf_common import plain_tflite, shared_weights, tflite_task, version  # noqa: E402
 
 BUILDERS = {"b0": "PVT_V2B0", "b1": "PVT_V2B1", "b2": "PVT_V2B2", "b2_li": "PVT_V2B2_linear"}
 
@@ -68,7 +70,8 @@ def main() -> None:
             return lambda: model.train_on_batch(images, labels)
 
     elif kind == "tflite":
-        model = build(224)
+        model = build(224, classifier_activation=None)
+        shared_weights(model, Path(task["cache"]) / f"kecam_{variant}.weights.h5")
 
         def reference(images: Any) -> Any:
             return model(images, training=False).numpy()

@@ -7,9 +7,12 @@ Task keys: "task" ("infer", "train", "tflite"), "variant", and
          run params "batch", "size";
   train: run params "batch", "size" (AdamW step via `train_on_batch`, drop path 0.1);
   tflite: "quant" ("float32", "int8" (mixed int8) or "int8-full" (every op integer)), "cache"
-         (folder for the .tflite file); run param "threads"; converted by
+         (folder for the .tflite file), optional "weights" (timm's state dict, `timm_weights.py`,
+         else random init) and "timm_reference" (timm's outputs on those weights); run param
+         "threads"; the model outputs logits, as timm's; converted by
          `keras_pvt.export.convert_to_tflite` (fixed shape, batch 1, unverified); a mode this
-         keras_pvt lacks is reported as skipped. Facts: the file's size, its outputs vs Keras'.
+         keras_pvt lacks is reported as skipped. Facts: the file's size, its outputs vs Keras'
+         and the Keras model's vs timm's ("vs_timm").
 Optional "source": the folder keras_pvt is imported from (default: this checkout), so that
 `run_all.py --baseline REV` can time an earlier revision with the same worker.
 """
@@ -27,7 +30,7 @@ sys.path.insert(0, str(HERE))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import worker_protocol  # noqa: E402
-from tf_common import keras_pvt_tflite, tflite_task  # noqa: E402
+from tf_common import agreement_with_timm, keras_pvt_tflite, tflite_task  # noqa: E402
 
 
 def main() -> None:
@@ -92,14 +95,18 @@ def main() -> None:
             raise worker_protocol.ContestantUnavailableError(
                 f"convert_to_tflite has no quantize={task['quant']!r} in this keras_pvt"
             )
-        model = PVT_V2(variant)
+        keras.utils.set_random_seed(0)
+        model = PVT_V2(variant, weights=task.get("weights"), classifier_activation=None)  # logits
 
         def reference(images: Any) -> Any:
             return keras.ops.convert_to_numpy(model(images, training=False))
 
         write = keras_pvt_tflite(model, task["quant"], rng)
-        prefix = "keras_pvt_baseline" if "source" in task else "keras_pvt"
-        prepare = tflite_task(task, prefix, write, rng, versions, reference)
+        origin = "shared" if task.get("weights") else "seed0"  # the "deploy" group's file too
+        prefix = "keras_pvt_baseline" if "source" in task else f"keras_pvt_{origin}"
+        prepare = tflite_task(
+            task, prefix, write, rng, versions, reference, extra_facts=agreement_with_timm(model, task)
+        )
 
     else:
         raise ValueError(f"unknown task {kind!r}")

@@ -10,9 +10,11 @@ and "runtime":
   "openvino_ir": our OpenVINO IR (`keras_pvt.export.openvino`, fixed shape, the run's batch) on
                  OpenVINO, "precision" "f32" or "bf16" (INFERENCE_PRECISION_HINT), run exactly as
                  timm's ONNX graph is (`openvino_runner`).
-The model (random weights, seed 0) outputs logits, as timm's does. A runtime or engine the
-installed keras_pvt lacks is reported as skipped. Run params "batch", "size"; each run's facts
-compare the outputs with `model(images, training=False)`.
+The model outputs logits, as timm's does; its weights are the task's "weights" (timm's state dict,
+`timm_weights.py`) where given, else random (seed 0). A runtime or engine the installed keras_pvt
+lacks is reported as skipped. Run params "batch", "size"; each run's facts compare the outputs with
+`model(images, training=False)`, and the Keras model's with timm's on the same weights ("vs_timm",
+where the task names "timm_reference").
 """
 
 from __future__ import annotations
@@ -32,7 +34,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import worker_protocol  # noqa: E402
 from openvino_runner import openvino_runner  # noqa: E402
 from output_check import compare_outputs  # noqa: E402
-from tf_common import TFLITE_SIZE, keras_pvt_tflite, tflite_task, version  # noqa: E402
+from tf_common import (  # noqa: E402
+    TFLITE_SIZE,
+    agreement_with_timm,
+    keras_pvt_tflite,
+    tflite_task,
+    version,
+)
 
 RUNTIMES = ("engine", "tflite", "openvino_ir")
 Unavailable = worker_protocol.ContestantUnavailableError
@@ -95,15 +103,23 @@ def main() -> None:
     rng = np.random.default_rng(0)
     runtime, threads = task["runtime"], int(task.get("threads", 2))
     keras.utils.set_random_seed(0)
-    model = PVT_V2(task["variant"], classifier_activation=None)  # logits, as timm's
+    model = PVT_V2(task["variant"], weights=task.get("weights"), classifier_activation=None)  # logits
+    vs_timm = agreement_with_timm(model, task)
 
     def reference(images: Any) -> Any:
         return keras.ops.convert_to_numpy(model(images, training=False))
 
     if runtime == "tflite":
         write = keras_pvt_tflite(model, "float32", rng)
+        origin = "shared" if task.get("weights") else "seed0"  # the "tflite" group's file too
         prepare = tflite_task(
-            {**task, "quant": "float32"}, "keras_pvt_deploy", write, rng, versions, reference
+            {**task, "quant": "float32"},
+            f"keras_pvt_{origin}",
+            write,
+            rng,
+            versions,
+            reference,
+            extra_facts=vs_timm,
         )
         worker_protocol.serve(prepare, versions)
         return
@@ -132,7 +148,7 @@ def main() -> None:
         size = params.get("size", 224)
         images = rng.normal(size=(params["batch"], size, size, 3)).astype("float32")
         step, facts = prepare_shape(images)
-        return step, {**facts, **compare_outputs(step(), reference(images))}
+        return step, {**facts, **vs_timm, **compare_outputs(step(), reference(images))}
 
     worker_protocol.serve(prepare, versions)
 

@@ -1,7 +1,8 @@
 """Benchmark worker for timm (run with the timm peer venv: PyTorch CPU). See `worker_protocol.py`.
 
 Tasks: "infer" (eval mode under `torch.inference_mode`, NCHW float32) and "train" (AdamW step,
-cross-entropy on logits, drop path 0.1); run params "batch" and "size".
+cross-entropy on logits, drop path 0.1); run params "batch" and "size". Optional task key "weights":
+a `.safetensors` state dict to load (`timm_common.timm_model`; default: random init, seed 0).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import worker_protocol
+from timm_common import timm_model
 
 
 def main() -> None:
@@ -26,11 +28,10 @@ def main() -> None:
         "timm": timm.__version__,
         "torch_threads": str(torch.get_num_threads()),
     }
-    kind, name = task["task"], f"pvt_v2_{task['variant']}"
-    torch.manual_seed(0)
+    kind = task["task"]
 
     if kind == "infer":
-        model = timm.create_model(name, pretrained=False).eval()
+        model = timm_model(task).eval()
 
         def prepare(params: dict[str, Any]):
             size = params.get("size", 224)
@@ -43,7 +44,7 @@ def main() -> None:
             return step
 
     elif kind == "train":
-        model = timm.create_model(name, pretrained=False, drop_path_rate=0.1).train()
+        model = timm_model(task, drop_path_rate=0.1).train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
         loss_fn = torch.nn.CrossEntropyLoss()
 

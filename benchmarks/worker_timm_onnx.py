@@ -4,8 +4,9 @@ What a PyTorch user deploying PVT-v2 on a CPU would pick. See `worker_protocol.p
 
 Task keys: "task" ("infer"), "variant", "engine" ("onnxruntime" or "openvino"), "precision"
 ("f32", or "bf16" for OpenVINO: its INFERENCE_PRECISION_HINT), "threads" (intra-op threads, default
-2), "cache" (folder for the .onnx file). The model (timm, random weights, seed 0) is exported once
-per variant with `torch.onnx.export(..., dynamo=False, opset_version=17)`, dynamic batch, and cached
+2), "cache" (folder for the .onnx file), "weights" (optional: a `.safetensors` state dict, else
+random weights, seed 0; `timm_common.timm_model`). The model is exported once per variant and
+weights with `torch.onnx.export(..., dynamo=False, opset_version=17)`, dynamic batch, and cached
 there. ONNX Runtime runs the dynamic-batch graph (sequential, all graph optimisations); OpenVINO
 compiles it per static input shape (`openvino_runner`). Run params "batch", "size"; each run's
 facts compare the outputs with timm's own on the same images (`output_check.compare_outputs`) and
@@ -25,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import worker_protocol
 from openvino_runner import openvino_runner
 from output_check import compare_outputs
+from timm_common import timm_model
 
 ENGINES = ("onnxruntime", "openvino")
 OPSET = 17
@@ -89,9 +91,9 @@ def main() -> None:
 
     threads = int(task.get("threads", 2))
     versions = {"torch": torch.__version__, "timm": timm.__version__, "onnx": onnx.__version__}
-    torch.manual_seed(0)
-    model = timm.create_model(f"pvt_v2_{task['variant']}", pretrained=False).eval()
-    path = Path(task["cache"]) / f"timm_pvt_v2_{task['variant']}_opset{OPSET}.onnx"
+    model = timm_model(task).eval()
+    origin = "shared" if task.get("weights") else "seed0"  # a file per weights: never a stale one
+    path = Path(task["cache"]) / f"timm_pvt_v2_{task['variant']}_{origin}_opset{OPSET}.onnx"
     export_onnx(model, path, 224)
     if engine == "onnxruntime":
         prepare_shape = onnxruntime_runner(path, threads, versions)

@@ -12,7 +12,7 @@ import keras
 
 from keras_pvt.config import PVTV2Config
 from keras_pvt.images import pixel_normalization
-from keras_pvt.input_checks import check_image_size
+from keras_pvt.input_checks import check_image_size, require_image_batches
 from keras_pvt.layers import ImageSizeCheck, PVTStage
 from keras_pvt.presets import canonical_variant, get_config
 from keras_pvt.weights import check_weights, load_weights
@@ -71,7 +71,7 @@ def PVT_V2(
             model then takes raw pixels in [0, 255] (float or integer) and `preprocess_input(x,
             model=model)` passes them through. Default False: the model takes images normalised by
             `keras_pvt.preprocess_input`, as every keras-pvt data pipeline, export and checkpoint
-            expects (keras.applications defaults to True; see the README).
+            expects (keras.applications defaults to True; see docs/models.md).
         name: model name; defaults to "pvt_v2" or "pvt_v2_<variant>".
         features_only: return the stage maps (after each stage's LayerNorm) as a dict
             ``{"stage1": (B, H/4, W/4, C1), ..., "stage4": (B, H/32, W/32, C4)}``.
@@ -103,7 +103,7 @@ def PVT_V2(
     model = keras.Model(_source_inputs(input_tensor, inputs), outputs, name=name or default_name)
     if weights is not None:
         load_weights(model, weights, config=config, variant=variant)
-    return model
+    return require_image_batches(model)
 
 
 def pyramid_outputs(model: keras.Model) -> dict[str, Any]:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from keras_pvt.limits import (
     ARGUMENT_RULES,
@@ -26,9 +29,9 @@ PER_STAGE_FIELDS = ("embed_dims", "num_heads", "mlp_ratios", "depths", "sr_ratio
 
 
 def _pair(size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(size, int):
-        return size, size
-    return tuple(size)  # type: ignore[return-value]
+    if isinstance(size, numbers.Integral):  # NumPy integers too
+        return int(size), int(size)
+    return tuple(int(side) for side in size)  # type: ignore[return-value]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,7 +258,7 @@ class PVTV2Config:
 
 
 def _image_size(name: str, value: Any) -> int | tuple[int, int]:
-    pair = isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+    pair = isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, (str, bytes))
     try:
         if not pair:
             return as_int(name, value, MAX_IMAGE_SIZE)

@@ -3,6 +3,7 @@ input normalisation the ImageNet weights expect."""
 
 from __future__ import annotations
 
+import numbers
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -54,8 +55,9 @@ def decode_predictions(preds: Any, top: int = 5) -> list[list[tuple[str, str, fl
             "decode_predictions expects a batch of ImageNet-1k predictions, shape (batch, 1000); "
             f"got {preds.shape}. Use a model built with include_top=True and 1000 classes."
         )
-    if not isinstance(top, int) or top < 1:
+    if isinstance(top, (bool, np.bool_)) or not isinstance(top, numbers.Integral) or top < 1:
         raise ValueError(f"`top` must be a positive integer, got {top!r}.")
+    top = int(top)
     classes = imagenet_classes()
     results = []
     for row in preds:

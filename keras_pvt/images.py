@@ -9,6 +9,8 @@ loaders of the exports (`keras_pvt.export.images`) build on this module.
 
 from __future__ import annotations
 
+import numbers
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +25,17 @@ RGB_CHANNELS = 3
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 # Files tensorflow-datasets' `ImageFolder` reads (training folders).
 FOLDER_DATASET_SUFFIXES = (".jpg", ".jpeg", ".png")
+# Tensor types whose values are unknown until a graph runs (Keras, TensorFlow graphs, JAX traces,
+# PyTorch compile): `preprocess_input` does not look at their values.
+SYMBOLIC_TENSOR_TYPES = ("KerasTensor", "SymbolicTensor", "Tracer", "FakeTensor", "Proxy")
+
+
+class UnitRangeImagesWarning(UserWarning):
+    """`preprocess_input` got float images whose values all lie in [0, 1]: likely scaled already,
+    where pixels in [0, 255] are expected (the normalisation then gives wrong inputs)."""
+
+
+_unit_range_warned = False  # the warning above is shown once per process
 
 
 def parse_image_size(size: str | int | Sequence[int] | None) -> tuple[int, int] | None:
@@ -48,11 +61,12 @@ def parse_image_size(size: str | int | Sequence[int] | None) -> tuple[int, int] 
         pair = ()
     if len(pair) != 2 or not all(_is_int(side) and side > 0 for side in pair):
         raise ValueError(f"`image_size` must be a positive int or (height, width), got {size!r}.")
-    return pair  # type: ignore[return-value]
+    return int(pair[0]), int(pair[1])
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """An integer of any type (NumPy's too), never a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 def preprocess_input(
@@ -89,6 +103,10 @@ def preprocess_input(
 
     Returns:
         float32 images of the same shape: a NumPy array for NumPy/list input, otherwise a tensor.
+
+    Float images whose values all lie in [0, 1] (and are not all 0) are most likely scaled to
+    [0, 1] already: a `UnitRangeImagesWarning` says so, once per process. Integer images, and
+    symbolic tensors (a `tf.data` map, a traced function) whose values are unknown, are not looked at.
     """
     if data_format not in (None, "channels_last"):
         raise ValueError(
@@ -96,6 +114,9 @@ def preprocess_input(
             "Transpose the batch to (N, H, W, C) first."
         )
     numpy_input = isinstance(x, (np.ndarray, list, tuple)) or np.isscalar(x)
+    if numpy_input:
+        x = np.asarray(x)
+    _warn_if_unit_range(x)
     if numpy_input:
         x = np.asarray(x, dtype=np.float32)
     if model is not None:
@@ -149,6 +170,47 @@ def takes_raw_pixels(model: Any) -> bool:
         isinstance(layer, preprocessing) or (isinstance(layer, keras.Model) and takes_raw_pixels(layer))
         for layer in getattr(model, "layers", [])
     )
+
+
+def _warn_if_unit_range(x: Any) -> None:
+    """`UnitRangeImagesWarning` (once per process) for float images whose values all lie in [0, 1]."""
+    global _unit_range_warned
+    if _unit_range_warned or not _is_float(x) or not _has_known_values(x):
+        return
+    try:
+        if not np.prod(x.shape):
+            return
+        if isinstance(x, np.ndarray):
+            low, high = float(np.min(x)), float(np.max(x))
+        else:
+            low, high = (float(ops.convert_to_numpy(reduce(x))) for reduce in (ops.min, ops.max))
+    except (TypeError, ValueError, RuntimeError, NotImplementedError):  # values unknown after all
+        return
+    if low >= 0.0 and 0.0 < high <= 1.0:
+        _unit_range_warned = True
+        warnings.warn(
+            f"preprocess_input got float images with every value in [0, 1] (min {low:.3g}, max "
+            f"{high:.3g}): they look scaled to [0, 1] already, but it expects pixels in [0, 255] "
+            "(it divides by 255 itself), so the model would see nearly constant images. Pass the "
+            "pixels unscaled (e.g. `images * 255`). This warning is shown once per process.",
+            UnitRangeImagesWarning,
+            stacklevel=3,
+        )
+
+
+def _is_float(x: Any) -> bool:
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        return False
+    try:
+        return keras.backend.standardize_dtype(dtype).startswith(("float", "bfloat"))
+    except ValueError:
+        return False
+
+
+def _has_known_values(x: Any) -> bool:
+    """Whether `x` holds values now: a NumPy array or an eager tensor, not a symbolic or traced one."""
+    return not any(cls.__name__.endswith(SYMBOLIC_TENSOR_TYPES) for cls in type(x).__mro__)
 
 
 def _refuse_normalised(x: np.ndarray) -> None:

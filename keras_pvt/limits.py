@@ -28,6 +28,7 @@ MAX_PATCH_SIZE = 64  # patch-embedding kernel and stride; b5: 7 and 4
 MAX_NUM_CLASSES = 1_000_000  # b5: 1000
 MAX_IMAGE_SIZE = 16384  # a nominal `img_size`, a check's minimum, a pooling output size
 MAX_PARAMETERS = 2_000_000_000  # weights of a whole config or of one layer; b5: 82 million
+MAX_LAYER_WIDTH = max(MAX_NUM_CLASSES, MAX_HIDDEN_WIDTH)  # units/filters of a Keras layer in a config
 
 
 Rule = Callable[[str, Any], Any]
@@ -143,6 +144,148 @@ def check_parameters(count: int, what: str) -> None:
             f"{MAX_PARAMETERS:,} (b5 has 82 million): refused, it would exhaust memory. Use smaller "
             "widths, depths or ratios."
         )
+
+
+# The size fields of Keras's built-in layers that a serialized model is checked for (keras-pvt's own
+# layers are checked by `ARGUMENT_RULES`), with their limits.
+KERAS_SIZE_RULES: dict[str, Rule] = {
+    "units": int_rule(MAX_LAYER_WIDTH),
+    "filters": int_rule(MAX_LAYER_WIDTH),
+    "output_dim": int_rule(MAX_LAYER_WIDTH),
+    "input_dim": int_rule(MAX_LAYER_WIDTH),
+    "key_dim": int_rule(MAX_LAYER_WIDTH),
+    "value_dim": int_rule(MAX_LAYER_WIDTH),
+    "depth_multiplier": int_rule(MAX_LAYER_WIDTH),
+    "num_heads": int_rule(MAX_HEADS),
+}
+KERAS_WINDOW_FIELDS = ("kernel_size", "pool_size", "strides", "dilation_rate", "size")
+OUTPUT_WIDTH_FIELDS = ("units", "filters", "output_dim", "dim", "embed_dim", "out_dim")
+
+
+def check_model_config(config: Any, what: str = "the model") -> None:
+    """Refuse a serialized Keras model (a preset's config.json) beyond the sanity limits, unbuilt.
+
+    Every layer (nested models too) has its size fields checked, and the model's weights are
+    estimated from them and each layer's input width (followed through the graph), against
+    `MAX_PARAMETERS`: a config asking for a 2-billion-unit Dense fails here, not by exhausting memory.
+    """
+    check_parameters(_model_parameters(config)[0], what)
+
+
+def _model_parameters(entry: Any, input_width: int = 0) -> tuple[int, int]:
+    """(estimated weights, output width) of a serialized layer or model `entry`."""
+    if not _is_layer_entry(entry):
+        return 0, input_width
+    layers = entry["config"].get("layers")
+    if not isinstance(layers, (list, tuple)):
+        return _layer_parameters(entry, input_width)
+    sequential = entry.get("class_name") == "Sequential"
+    total, width, widths = 0, input_width, {}
+    for layer in filter(_is_layer_entry, layers):
+        width_in = width if sequential else _input_width(layer, widths)
+        count, width = _model_parameters(layer, width_in)
+        total += count
+        widths[layer.get("name", layer["config"].get("name"))] = width
+    return total, width
+
+
+def _layer_parameters(entry: Mapping[str, Any], width_in: int) -> tuple[int, int]:
+    """(estimated weights, output width) of one serialized layer; its size fields checked first."""
+    config, kind = entry["config"], entry.get("class_name")
+    checked = _checked_sizes(entry)
+    if kind == "InputLayer":
+        shape = config.get("batch_shape") or config.get("batch_input_shape") or [None]
+        return 0, _width(shape[-1])
+    return _estimate(kind, checked, max(width_in, 1))
+
+
+def _checked_sizes(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The size fields of a serialized layer, checked (ValueError naming the layer and the field)."""
+    config = entry["config"]
+    owner = f"layer {config.get('name')!r} ({entry.get('class_name')})"
+    sizes = {key: value for key, value in config.items() if key in KERAS_SIZE_RULES and value is not None}
+    checked = {**vars(_checked(owner, sizes, KERAS_SIZE_RULES)), **_windows(owner, config)}
+    if str(entry.get("module", "")).startswith("keras_pvt"):
+        checked.update(vars(check_arguments(owner, config)))
+    return checked
+
+
+def _estimate(kind: Any, checked: Mapping[str, Any], width_in: int) -> tuple[int, int]:
+    """(weights, output width) of a layer of class `kind` with the `checked` sizes on `width_in` channels."""
+    window = math.prod(checked.get("kernel_size", (1,)))
+    if kind == "PVTStage" and {"dim", "depth"} <= checked.keys():
+        dim, patch = checked["dim"], checked.get("patch_size", 3)
+        block = block_parameters(
+            dim, checked.get("mlp_ratio", 4), checked.get("sr_ratio", 1), checked.get("linear", False)
+        )
+        return checked["depth"] * block + patch * patch * width_in * dim, dim
+    if "input_dim" in checked and "output_dim" in checked:  # Embedding
+        return checked["input_dim"] * checked["output_dim"], checked["output_dim"]
+    if "key_dim" in checked:  # MultiHeadAttention: query, key, value and output projections
+        heads = checked.get("num_heads", 1) * max(checked["key_dim"], checked.get("value_dim", 0))
+        return 4 * heads * width_in, width_in
+    out = next((checked[key] for key in ("units", "filters") if key in checked), None)
+    if out is not None:
+        return window * width_in * out + out, out
+    if "depth_multiplier" in checked:  # DepthwiseConv
+        return window * width_in * checked["depth_multiplier"], width_in * checked["depth_multiplier"]
+    return 0, next((checked[key] for key in OUTPUT_WIDTH_FIELDS if key in checked), width_in)
+
+
+def _input_width(entry: Mapping[str, Any], widths: Mapping[str, int]) -> int:
+    """The widest input of a functional layer: its inbound layers' widths or the recorded shapes."""
+    found = []
+    for tensor in _keras_tensors(entry.get("inbound_nodes", [])):
+        history = tensor.get("keras_history") or [None]
+        shape = tensor.get("shape") or [None]
+        found.append(max(widths.get(history[0], 0) if isinstance(history[0], str) else 0, _width(shape[-1])))
+    if entry.get("class_name") == "Concatenate":
+        return sum(found)
+    return max(found, default=0)
+
+
+def _keras_tensors(node: Any) -> list[Mapping[str, Any]]:
+    """The serialized Keras tensors (their ``config``: shape, keras_history) anywhere in `node`."""
+    if isinstance(node, Mapping):
+        if node.get("class_name") == "__keras_tensor__" and isinstance(node.get("config"), Mapping):
+            return [node["config"]]
+        return [tensor for value in node.values() for tensor in _keras_tensors(value)]
+    if isinstance(node, (list, tuple)):
+        return [tensor for value in node for tensor in _keras_tensors(value)]
+    return []
+
+
+def _windows(owner: str, config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The kernel, pool, stride, dilation and upsampling sizes of a layer config, checked."""
+    windows = {}
+    for key in KERAS_WINDOW_FIELDS:
+        value = config.get(key)
+        if value is None or isinstance(value, str):
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        try:
+            windows[key] = tuple(as_int(f"{key}", v, MAX_IMAGE_SIZE) for v in values)
+        except ValueError as error:
+            raise ValueError(f"{owner}: {error}") from None
+    return windows
+
+
+def _checked(owner: str, values: Mapping[str, Any], rules: Mapping[str, Rule]) -> SimpleNamespace:
+    checked = {}
+    for name, value in values.items():
+        try:
+            checked[name] = rules[name](name, value)
+        except ValueError as error:
+            raise ValueError(f"{owner}: {error}") from None
+    return SimpleNamespace(**checked)
+
+
+def _is_layer_entry(entry: Any) -> bool:
+    return isinstance(entry, Mapping) and isinstance(entry.get("config"), Mapping) and "class_name" in entry
+
+
+def _width(value: Any) -> int:
+    return int(value) if _is_integral(value) and value > 0 else 0
 
 
 def _at_most(name: str, value: Any, maximum: float) -> Any:

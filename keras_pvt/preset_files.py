@@ -25,10 +25,15 @@ import h5py
 import keras
 
 from keras_pvt._safe_write import MAX_REPORT_BYTES, PRESET, PRESET_FORMAT, staged_output
+from keras_pvt.checkpoints.assign import REPORT_FIRST, CheckpointValueError
+from keras_pvt.checkpoints.errors import CheckpointReadError
+from keras_pvt.checkpoints.keras_files import READ_ERRORS, check_finite_weights
 from keras_pvt.checkpoints.variant import preset_of
 from keras_pvt.config import PVTV2Config
 from keras_pvt.images import takes_raw_pixels
+from keras_pvt.input_checks import require_image_batches
 from keras_pvt.layers import PVTStage
+from keras_pvt.limits import check_model_config
 from keras_pvt.model import BUILDERS
 from keras_pvt.presets import canonical_variant
 
@@ -78,8 +83,10 @@ def from_preset(preset: str | os.PathLike, **kwargs: Any) -> keras.Model:
     """The model a preset folder holds, or a named preset's model.
 
     * a folder written by `save_to_preset`: rebuilt from config.json with ``safe_mode=True``, then
-      its weights loaded. `PresetError` for a missing or corrupt file, weights that do not fit,
-      or a newer format version.
+      its weights loaded. `PresetError` (naming the file) for a missing, truncated or corrupt
+      file, a config beyond the sanity limits of `keras_pvt.limits` (checked before anything is
+      built), weights with NaN or infinite values, weights that do not fit, or a newer format
+      version.
     * a name ("b0" ... "b5", "b2_li"; also "pvt_v2_b0", "pvt_v2_b0_imagenet", "pvt_v2_b0.in1k"):
       that variant's builder (`PVTV2B0` ...) with `kwargs` (``weights="imagenet"`` unless given):
       the ImageNet checkpoint from the cache, or downloaded once; offline and not cached, a
@@ -111,10 +118,12 @@ def load_preset(path: str | os.PathLike) -> keras.Model:
             f"{str(folder / CONFIG_FILE)!r} is not a serialized Keras model (no class_name/config "
             "entries); write the folder with keras_pvt.save_to_preset."
         )
+    _check_config_limits(config, folder / CONFIG_FILE)
     weights = folder / WEIGHTS_FILE
     if not weights.is_file() or not h5py.is_hdf5(os.fspath(weights)):
         state = "is not an HDF5 file (truncated or corrupt)" if weights.is_file() else "is missing"
         raise PresetError(f"The preset's weights {str(weights)!r} {state}; save the preset again.")
+    _check_finite_weights(weights)
     try:
         model = keras.saving.deserialize_keras_object(dict(config), safe_mode=True)
     except (TypeError, ValueError, KeyError) as error:
@@ -133,7 +142,50 @@ def load_preset(path: str | os.PathLike) -> keras.Model:
             f"(the files come from different models): {str(error).splitlines()[0]} Save the "
             "preset again."
         ) from error
-    return model
+    except READ_ERRORS as error:
+        raise _unreadable_weights(weights, error) from error
+    return require_image_batches(model)
+
+
+def _check_config_limits(config: Mapping[str, Any], path: Path) -> None:
+    """PresetError if the model `config` describes is beyond keras-pvt's sanity limits (before any
+    layer is built: a config asking for billions of weights would otherwise exhaust memory)."""
+    try:
+        check_model_config(config, what="the model")
+    except ValueError as error:
+        raise PresetError(
+            f"{str(path)!r} describes a model beyond keras-pvt's sanity limits, refused before "
+            f"building anything: {error} The file is damaged or not a keras-pvt preset; save the "
+            "preset again."
+        ) from None
+
+
+def _check_finite_weights(weights: Path) -> None:
+    """PresetError if the preset's weights file is unreadable or holds NaN or infinite values."""
+    try:
+        check_finite_weights(weights)
+    except CheckpointValueError as error:
+        raise PresetError(
+            f"The preset's weights {str(weights)!r} hold NaN or infinite values, so the model's "
+            f"outputs would be NaN: {', '.join(error.not_finite[:REPORT_FIRST])}"
+            + (
+                f" and {len(error.not_finite) - REPORT_FIRST} more"
+                if len(error.not_finite) > REPORT_FIRST
+                else ""
+            )
+            + ". The model was saved after a diverged training run, or the file is damaged; save "
+            "the preset again from a model with finite weights."
+        ) from None
+    except CheckpointReadError as error:
+        raise _unreadable_weights(weights, error.__cause__ or error) from None
+
+
+def _unreadable_weights(weights: Path, error: BaseException) -> PresetError:
+    return PresetError(
+        f"The preset's weights {str(weights)!r} cannot be read: the file is truncated or corrupt "
+        f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else 'no detail'}). "
+        "Save the preset again (or copy the folder again)."
+    )
 
 
 def read_preset_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -262,7 +314,7 @@ def _read_json(path: Path, what: str) -> Any:
         raise PresetError(f"{str(path)!r} is larger than {MAX_REPORT_BYTES} bytes; not a preset file.")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
         raise PresetError(
             f"{str(path)!r} ({what}) is not valid JSON (truncated or corrupt: {error}); save the "
             "preset again."

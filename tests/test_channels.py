@@ -150,10 +150,10 @@ def test_any_channel_count_builds_and_refuses_other_counts() -> None:
     model = PVT_V2(tiny_config(), input_tensor=keras.Input((64, 64, 5)))
     assert model.get_layer("stage1").patch_embed.proj.kernel.shape == (7, 7, 5, 16)
     assert model(np.zeros((1, 64, 64, 5), np.float32)).shape == (1, 10)
-    with pytest.raises(ValueError, match=r"expected shape=\(None, 64, 64, 5\), found shape=\(1, 64, 64, 3\)"):
+    with pytest.raises(ValueError, match=r"got shape \(1, 64, 64, 3\).*takes 5-channel images, these have 3"):
         model(np.zeros((1, 64, 64, 3), np.float32))
     any_size = PVT_V2(tiny_config(), input_shape=(None, None, 2))
-    refused = r"incompatible with the layer: expected (shape=\(None, None, None, 2\)|axis -1 .* value 2)"
+    refused = r"the model takes 2-channel images, these have 3 channels"
     with pytest.raises(ValueError, match=refused):
         any_size(np.zeros((1, 64, 64, 3), np.float32))
     with pytest.raises(ValueError, match=refused):

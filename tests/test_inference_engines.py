@@ -87,6 +87,8 @@ BAD_COMBINATIONS = [
     ({"engine": "segments", "engine_cache": "choices.json"}, r"apply to engine='litert'"),
     ({"engine": "litert", "freeze_weights": True, "engine_cache": "c.json"}, r"choices of engine='auto'"),
     ({"engine": "openvino", "freeze_weights": True, "threads": 0}, r"positive int"),
+    ({"engine": "openvino", "freeze_weights": True, "threads": np.float64(2)}, r"positive int"),
+    ({"engine": "openvino", "freeze_weights": True, "threads": np.bool_(True)}, r"positive int"),
 ]
 
 
@@ -114,9 +116,45 @@ def test_engine_cache_never_replaces_a_file_keras_pvt_did_not_write(classifier, 
 
     user_file = tmp_path / "settings.json"
     user_file.write_text('{"mine": 1}\n')
-    with pytest.raises(OutputRefusedError, match="not a previous engine choices file"):
+    with pytest.raises(OutputRefusedError, match=r"settings\.json' is a file that is not keras-pvt's JSON"):
         compile_inference(classifier, freeze_weights=True, engine="auto", engine_cache=user_file)
     assert user_file.read_text() == '{"mine": 1}\n'
+
+
+@tensorflow_only
+def test_an_empty_file_of_the_users_as_engine_cache_is_never_replaced(cnn, tmp_path):
+    from keras_pvt._safe_write import OutputRefusedError
+    from keras_pvt.engines.choices import ChoicesFile
+
+    empty = tmp_path / "choices.json"
+    empty.touch()
+    before = empty.stat()
+    fix = r"never replaces a file it did not write\. Pass a path that does not exist yet"
+    with pytest.raises(OutputRefusedError, match=rf"engine_cache='.*choices\.json' is an empty file.*{fix}"):
+        compile_inference(cnn, freeze_weights=True, engine="auto", threads=1, engine_cache=empty)
+    choices = ChoicesFile(tmp_path / "ours.json", cnn, threads=1)
+    choices.record((1, 8, 8, 3), "xla", {"xla": 1.0})  # ours: written, and replaced when recording again
+    choices.path = empty  # a user's file standing where a choice is recorded: refused there too
+    with pytest.raises(OutputRefusedError, match="is an empty file"):
+        choices.record((1, 8, 8, 3), "xla", {"xla": 1.0})
+    after = empty.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (
+        before.st_size,
+        before.st_mtime_ns,
+        before.st_ino,
+    )
+    ChoicesFile(tmp_path / "ours.json", cnn, threads=1).record((1, 16, 16, 3), "xla", {"xla": 1.0})
+    assert len(json.loads((tmp_path / "ours.json").read_text())["choices"]) == 2
+
+
+@tensorflow_only
+def test_an_empty_batch_into_the_litert_engine_says_the_batch_is_empty(cnn):
+    pytest.importorskip("ai_edge_litert", reason="engine='litert' needs keras-pvt[export]")
+    predict = compile_inference(cnn, freeze_weights=True, engine="litert", threads=np.int64(1))
+    with pytest.raises(ValueError, match=r"Got an empty batch \(shape \(0, 32, 32, 3\)\)") as info:
+        predict(np.zeros((0, 32, 32, 3), "float32"))
+    assert "batch_size" not in str(info.value) and predict.conversions == 0
+    assert predict.threads == 1 and type(predict.threads) is int
 
 
 # ------------------------------------------------------------------ each engine equals the model

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -158,3 +159,86 @@ def test_only_a_previous_preset_is_replaced_and_only_when_asked(tmp_path, preset
     (preset / "extra.txt").write_text("added by the user")
     with pytest.raises(OutputRefusedError, match="not a previous keras-pvt preset"):
         save_to_preset(replacement, preset, overwrite=True)
+
+
+def _weight_names(path) -> list[str]:
+    names: list[str] = []
+    with h5py.File(path, "r") as file:
+        file.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
+    return names
+
+
+def test_weights_with_nan_or_inf_are_refused_naming_the_file_and_the_weights(preset) -> None:
+    weights = preset / "model.weights.h5"
+    names = _weight_names(weights)
+    with h5py.File(weights, "r+") as file:
+        for name, value in ((names[0], np.nan), (names[-1], np.inf)):
+            values = file[name][...]
+            values.flat[0] = value
+            file[name][...] = values
+    saved = weights.read_bytes()
+    with pytest.raises(PresetError) as info:
+        from_preset(preset)
+    message = str(info.value)
+    assert str(weights) in message and "NaN or infinite" in message and "save the preset again" in message
+    assert f"{names[0]} (1 NaN, 0 inf)" in message and f"{names[-1]} (0 NaN, 1 inf)" in message
+    assert weights.read_bytes() == saved  # the user's files are only read
+
+
+@pytest.mark.parametrize("damage", ["truncated", "second_half_zeroed"])
+def test_truncated_or_damaged_weights_are_a_preset_error_naming_the_file(preset, damage) -> None:
+    weights = preset / "model.weights.h5"
+    data = bytearray(weights.read_bytes())
+    half = len(data) // 2
+    damaged = bytes(data[:half]) if damage == "truncated" else bytes(data[:half]) + bytes(len(data) - half)
+    weights.write_bytes(damaged)
+    with pytest.raises(
+        PresetError, match=r"model\.weights\.h5' cannot be read: the file is truncated or corrupt"
+    ):
+        from_preset(preset)
+    assert weights.read_bytes() == damaged
+
+
+def _edit_layer(path, class_name: str, **changes) -> None:
+    config = json.loads((path / "config.json").read_text())
+    for layer in config["config"]["layers"]:
+        if layer["class_name"] == class_name:
+            layer["config"].update(changes)
+    (path / "config.json").write_text(json.dumps(config))
+
+
+def _nothing_built(monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was being built")
+
+    monkeypatch.setattr(keras.saving, "deserialize_keras_object", refuse)
+
+
+def test_an_absurd_layer_size_is_refused_before_building_anything(preset, monkeypatch) -> None:
+    _edit_layer(preset, "Dense", units=2_000_000_000)
+    _nothing_built(monkeypatch)
+    with pytest.raises(PresetError) as info:
+        from_preset(preset)
+    message = str(info.value)
+    assert str(preset / "config.json") in message and "refused before building anything" in message
+    assert "layer 'head' (Dense): `units` = 2000000000 is above the sanity limit" in message
+
+
+def test_layers_that_together_would_exhaust_memory_are_refused_before_building(tmp_path, monkeypatch) -> None:
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Dense(5)(inputs)))
+    path = save_to_preset(model, tmp_path / "wide")
+    _edit_layer(path, "Dense", units=1_000_000)  # each within the limit; 10**12 weights together
+    _nothing_built(monkeypatch)
+    with pytest.raises(
+        PresetError, match=r"config\.json.*the model would have about 1,000,00\d,\d{3},\d{3} parameters"
+    ):
+        from_preset(path)
+
+
+def test_a_preset_model_refuses_another_rank_naming_the_shape_not_the_values(preset) -> None:
+    model = from_preset(preset)
+    for shape in [(64, 64, 3), (64, 64), (1, 1, 64, 64, 3)]:
+        with pytest.raises(ValueError, match=rf"expected ndim=4, found ndim={len(shape)}") as info:
+            model(np.full(shape, 0.777, "float32"))
+        assert str(shape) in str(info.value) and "0.777" not in str(info.value)

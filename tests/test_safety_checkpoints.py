@@ -1,5 +1,5 @@
 """Bad-input matrix, checkpoints: malicious pickles, unusable tensors, files that are not checkpoints,
-a corrupt ImageNet cache and `keras-pvt convert` exit codes (issue 12, items 8, 9 and 12)."""
+a corrupt ImageNet cache and `keras-pvt convert` exit codes."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import pytest
 from _pvt_reference import FIXTURES, b0_state, fixture_config
@@ -34,6 +35,7 @@ from keras_pvt.checkpoints import (
     torch_pickle,
 )
 from keras_pvt.cli import main
+from keras_pvt.weights import load_weights
 
 from helpers import tiny_config
 
@@ -285,6 +287,64 @@ def test_torch_checkpoint_with_int_tensor_is_refused_end_to_end(tmp_path: Path) 
     np.savez(path, **{**state, "head.weight": state["head.weight"].astype(np.int8)})
     with pytest.raises(CheckpointValueError, match=r"head\.weight \(int8\)"):
         PVT_V2(fixture_config("tiny_sr"), weights=str(path))
+
+
+def _with_a_nan(h5_file: Any) -> str:
+    """Write a NaN into the first float weight of an open Keras weights file; its name."""
+    names: list[str] = []
+    h5_file.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
+    name = next(name for name in names if h5_file[name].dtype.kind == "f")
+    values = h5_file[name][...]
+    values.flat[0] = np.nan
+    h5_file[name][...] = values
+    return name
+
+
+def _keras_file_with_a_nan(model: Any, path: Path) -> str:
+    """Save `model` at `path` (.weights.h5 or .keras) with a NaN in one weight; that weight's name."""
+    if path.name.endswith(".weights.h5"):
+        model.save_weights(path)
+        with h5py.File(path, "r+") as file:
+            return _with_a_nan(file)
+    model.save(path)
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    weights = path.with_name("inner.weights.h5")
+    weights.write_bytes(members["model.weights.h5"])
+    with h5py.File(weights, "r+") as file:
+        name = _with_a_nan(file)
+    members["model.weights.h5"] = weights.read_bytes()
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, data in members.items():
+            archive.writestr(member, data)
+    return name
+
+
+@pytest.mark.parametrize("suffix", [".weights.h5", ".keras"])
+def test_keras_files_with_nan_weights_are_refused_naming_the_file(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"diverged{suffix}"
+    name = _keras_file_with_a_nan(PVT_V2(tiny_config()), path)
+    saved = path.read_bytes()
+    model = PVT_V2(tiny_config())
+    before = _weights(model)
+    with pytest.raises(CheckpointValueError) as info:
+        load_weights(model, str(path), config=tiny_config())
+    message = str(info.value)
+    assert f"The weights file {str(path)!r} holds values that are not usable weights" in message
+    assert f"{name} (1 NaN, 0 inf)" in message and "nothing was loaded" in message
+    for old, variable in zip(before, model.weights, strict=True):  # nothing was written
+        np.testing.assert_array_equal(old, np.asarray(variable))
+    assert path.read_bytes() == saved
+
+
+def test_a_truncated_keras_weights_file_is_a_read_error(tmp_path: Path) -> None:
+    path = tmp_path / "half.weights.h5"
+    PVT_V2(tiny_config()).save_weights(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(
+        CheckpointReadError, match=r"half\.weights\.h5' as a Keras weights.*truncated or corrupt"
+    ):
+        PVT_V2(tiny_config(), weights=str(path))
 
 
 # ------------------------------------------------------------------ item 12: not a checkpoint

@@ -1,4 +1,4 @@
-"""Bad-input matrix (issue 12, items 5, 6, 7 and 11): configs, tampered `.keras` files, image sizes, dtypes.
+"""Bad-input matrix, inputs: configs, tampered `.keras` files, image sizes and dtypes.
 
 Every case asserts that the error names the problem (field, value, limit or minimum) and the fix.
 """
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_pvt import PRESETS, PVT_V2, PVTV2Config, compile_inference
+from keras_pvt import PRESETS, PVT_V2, PVTV2Config, compile_inference, limits
 from keras_pvt.cli import main
 from keras_pvt.layers import (
     AdaptiveAveragePooling2D,
@@ -402,3 +402,128 @@ def test_export_cli_names_the_limit_a_tampered_keras_file_breaks(tmp_path, capsy
     code = main(["export", str(tmp_path / "tampered.keras"), "--output", str(tmp_path / "out.tflite")])
     assert code == 2
     assert "`depth` = 1000000 is above" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- channels, rank, empty batch
+@pytest.fixture(scope="module")
+def grey_model() -> keras.Model:
+    return PVT_V2(tiny_config(), input_shape=(None, None, 1), classifier_activation=None)
+
+
+GREY_REFUSES_RGB = (
+    r"got shape \(2, 32, 32, 3\) \(float32\): the model takes 1-channel images, these have 3 channels.*"
+    r"RGB to grey.*input_shape=\(None, None, 3\)"
+)
+
+
+@pytest.mark.parametrize("call", ["model", "predict", "compile_inference"])
+def test_rgb_images_into_a_grey_classifier_are_one_clear_error(grey_model, call):
+    rgb = np.full((2, 32, 32, 3), 0.777, "float32")
+    run = {
+        "model": grey_model,
+        "predict": lambda images: grey_model.predict(images, verbose=0),
+        "compile_inference": compile_inference(grey_model, strategy="plain"),
+    }[call]
+    with pytest.raises(ValueError, match=GREY_REFUSES_RGB) as info:
+        run(rgb)
+    assert "0.777" not in str(info.value)
+
+
+def test_grey_images_into_an_rgb_classifier_and_channels_first_say_how_to_fix(tiny_model):
+    with pytest.raises(ValueError, match=r"takes 3-channel images, these have 1 channels.*np\.repeat"):
+        tiny_model(np.zeros((1, 32, 32, 1), "float32"))
+    with pytest.raises(ValueError, match=r"these have 32 channels.*channels-first \(N, C, H, W\): transpose"):
+        tiny_model(np.zeros((1, 3, 32, 32), "float32"))
+
+
+@pytest.mark.parametrize("shape", [(32, 32, 3), (32, 32), (1, 1, 32, 32, 3), (32, 32, 1)])
+def test_another_rank_names_the_shape_never_the_values(grey_model, tiny_model, shape):
+    model = grey_model if shape[-1] == 1 else tiny_model  # (32, 32, 1): Keras once read 32 images 32x1
+    with pytest.raises(ValueError, match=rf"expected ndim=4, found ndim={len(shape)}") as info:
+        model(np.full(shape, 0.777, "float32"))
+    assert "0.777" not in str(info.value) and f"Full shape received: {shape}" in str(info.value)
+
+
+def test_predict_on_one_image_without_a_batch_axis_names_the_shape():
+    # A model of its own: predict's trace, relaxed after calls of several ranks, would lose the rank.
+    model = PVT_V2(tiny_config())
+    with pytest.raises(ValueError, match=r"expected ndim=4, found ndim=3") as info:
+        model.predict(np.full((32, 32, 3), 0.777, "float32"), verbose=0)
+    assert "0.777" not in str(info.value)
+
+
+def test_a_fixed_input_size_is_still_required(tmp_path):
+    model = PVT_V2(tiny_config(), input_shape=(64, 64, 3))
+    with pytest.raises(
+        ValueError, match=r"expected shape=\(None, 64, 64, None\), found shape=\(1, 32, 32, 3\)"
+    ):
+        model(np.zeros((1, 32, 32, 3), "float32"))
+
+
+def test_an_empty_batch_is_named_on_every_path(tiny_model):
+    empty = np.zeros((0, 32, 32, 3), "float32")
+    for run in (tiny_model, compile_inference(tiny_model, strategy="plain")):
+        with pytest.raises(ValueError, match=r"Got an empty batch \(shape \(0, 32, 32, 3\)\).*Skip the call"):
+            run(empty)
+
+
+# --------------------------------------------------------------------------- serialized model configs
+def _serialized(model: keras.Model) -> dict:
+    return json.loads(json.dumps(keras.saving.serialize_keras_object(model)))
+
+
+@pytest.mark.parametrize("kind", ["classifier", "features", "segmenter"])
+def test_the_weight_estimate_of_a_config_is_close_to_the_built_model(kind):
+    from keras_pvt.segmentation import SemanticFPN
+
+    model = {
+        "classifier": lambda: PVT_V2(tiny_config()),
+        "features": lambda: PVT_V2(tiny_config(linear=True), features_only=True),
+        "segmenter": lambda: SemanticFPN(tiny_config(), num_classes=5, fpn_channels=16, head_channels=8),
+    }[kind]()
+    estimate, _ = limits._model_parameters(_serialized(model))
+    assert 0.95 * model.count_params() <= estimate <= model.count_params()  # biases and norms left out
+    limits.check_model_config(_serialized(model))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda layer: layer.update(units=2 * 10**9),
+            r"layer 'head' \(Dense\): `units` = 2000000000 is above",
+        ),
+        (
+            lambda layer: layer.update(units="10"),
+            r"layer 'head' \(Dense\): `units` must be a positive integer",
+        ),
+        (
+            lambda layer: layer.update(kernel_size=[10**6]),
+            r"`kernel_size` = 1000000 is above the sanity limit",
+        ),
+        (
+            lambda layer: layer.update(units=10**6),
+            r"would have about [\d,]+ parameters, above the sanity limit",
+        ),
+    ],
+)
+def test_a_config_beyond_the_limits_is_refused_unbuilt(edit, message):
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(8, 3, name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Dense(4096, name="wide")(x))
+    config = _serialized(keras.Model(inputs, keras.layers.Dense(10, name="head")(x)))
+    layers = {layer["name"]: layer["config"] for layer in config["config"]["layers"]}
+    edit(layers["conv"] if "kernel_size" in message else layers["head"])
+    with pytest.raises(ValueError, match=message):
+        limits.check_model_config(config)
+
+
+def test_keras_pvt_layers_in_a_config_are_checked_by_their_own_rules():
+    config = _serialized(PVT_V2(tiny_config()))
+    stage = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "PVTStage")
+    stage["config"]["depth"] = 10**6
+    with pytest.raises(ValueError, match=r"layer 'stage1' \(PVTStage\): `depth` = 1000000 is above"):
+        limits.check_model_config(config)
+    stage["config"].update(depth=900, dim=4096)  # each within its limit; together far above
+    with pytest.raises(ValueError, match=r"about [\d,]+ parameters, above the sanity limit"):
+        limits.check_model_config(config)

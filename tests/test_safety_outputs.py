@@ -1,5 +1,5 @@
-"""Bad-input matrix, outputs (issue 12 items 1, 3, 12): exports and convert never destroy a user's
-files, replace a previous output only with --overwrite (atomically), and survive SIGKILL."""
+"""Bad-input matrix, outputs: exports and convert never destroy a user's files, replace a previous
+output only with --overwrite (atomically), and survive SIGKILL."""
 
 from __future__ import annotations
 

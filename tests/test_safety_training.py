@@ -1,7 +1,6 @@
-"""Bad-input matrix, training part (issue 12, items 2, 4, 10, 12): a run never loses finished work
-(atomic files, kills at each step of an epoch's end, finished runs kept), bad arguments are refused
-before any work, a diverged run fails, trained `.keras` files load after `import keras_pvt`, and a
-truncated image is named before training."""
+"""Bad-input matrix, training: a run never loses finished work (atomic files, kills at each step of
+an epoch's end, finished runs kept), bad arguments are refused before any work, a diverged run fails,
+trained `.keras` files load after `import keras_pvt`, and a truncated image is named before training."""
 
 from __future__ import annotations
 
@@ -342,7 +341,52 @@ def test_truncated_jpeg_is_named_before_training(tmp_path, capsys):
     flags = ["--dataset", str(tmp_path / "images"), "--output", str(tmp_path / "run"), "--epochs", "1"]
     assert main(["train", *flags, *CLI_FAST]) == 2
     assert "truncated.jpg (truncated or corrupt)" in capsys.readouterr().err
-    assert not (tmp_path / "run" / "run.json").exists()  # refused before training
+    assert not (tmp_path / "run").exists()  # refused before training: no run folder
+
+
+def _segmentation_folder(root: Path) -> None:
+    """Eight 24 x 32 image/mask pairs of labels 0..2, three classes named in classes.txt."""
+    rng = np.random.default_rng(0)
+    for kind in ("images", "masks"):
+        (root / kind).mkdir(parents=True)
+    for i in range(8):
+        pixels = rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)
+        (root / "images" / f"{i}.png").write_bytes(tf.io.encode_png(pixels).numpy())
+        labels = rng.integers(0, 3, (24, 32, 1), dtype=np.uint8)
+        (root / "masks" / f"{i}.png").write_bytes(tf.io.encode_png(labels).numpy())
+    (root / "classes.txt").write_text("sky\nroad\ncar\n")
+
+
+def _break_truncated_mask(root: Path) -> str:
+    mask = root / "masks" / "3.png"
+    mask.write_bytes(mask.read_bytes()[:60])
+    return r"(?s)masks/3\.png \(truncated or corrupt\)"
+
+
+def _break_unreadable_image(root: Path) -> str:
+    (root / "images" / "5.png").write_bytes(b"<html>not found</html>")
+    return r"(?s)images/5\.png \(not a JPEG or PNG\)"
+
+
+def _break_label_beyond_the_classes(root: Path) -> str:
+    (root / "masks" / "6.png").write_bytes(tf.io.encode_png(np.full((24, 32, 1), 3, np.uint8)).numpy())
+    return r"1 mask\(s\) hold labels >= 3, .*classes\.txt.*masks/6\.png \(label 3\)"
+
+
+@pytest.mark.parametrize(
+    "damage", [_break_truncated_mask, _break_unreadable_image, _break_label_beyond_the_classes]
+)
+@pytest.mark.parametrize("output_was", ["absent", "an empty folder"])
+def test_bad_segmentation_folder_is_named_before_training(tmp_path, capsys, damage, output_was):
+    _segmentation_folder(tmp_path / "pairs")
+    message = damage(tmp_path / "pairs")
+    output = tmp_path / "run"
+    if output_was == "an empty folder":
+        output.mkdir()
+    flags = ["--task", "segmentation", "--dataset", str(tmp_path / "pairs"), "--output", str(output)]
+    assert main(["train", *flags, "--image-size", "32", "--batch-size", "2"]) == 2  # refused input
+    assert re.search(message, capsys.readouterr().err)
+    assert not output.exists() if output_was == "absent" else not any(output.iterdir())
 
 
 # --- item 2 (a, c): SIGKILL at each step of an epoch's end ---------------------------------------

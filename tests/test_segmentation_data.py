@@ -224,6 +224,9 @@ def test_folder_errors_name_the_problem(tmp_path):
     (masks / "p1.png").write_bytes(tf.io.encode_png(np.zeros((20, 32, 1), np.uint8)).numpy())
     with pytest.raises(ValueError, match=r"differ in size.*p1\.png \(24, 32\) vs mask \(20, 32\)"):
         data.make_segmentation_pipelines(str(tmp_path), image_size=32)
+    (masks / "p1.png").write_bytes(good[: len(good) // 2])
+    with pytest.raises(ValueError, match=r"(?s)1 file\(s\) .*masks/p1\.png \(truncated or corrupt\)"):
+        data.make_segmentation_pipelines(str(tmp_path), image_size=32)
     (masks / "p1.png").write_bytes(good)
     jpeg = tmp_path / "images" / "p2.jpg"
     jpeg.write_bytes(tf.io.encode_jpeg(np.zeros((30, 32, 3), np.uint8)).numpy())
@@ -235,10 +238,12 @@ def test_folder_errors_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match="at least two"):
         data.make_segmentation_pipelines(str(tmp_path), image_size=32)
     (tmp_path / "classes.txt").write_text("a\nb\n")  # the masks hold labels up to 3
-    pipes = data.make_segmentation_pipelines(str(tmp_path), image_size=32, batch_size=2)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="holds a label >= 2"):
-        next(iter(pipes.train))
-    with pytest.raises(ValueError, match="ignore_label 1 is one of the 2 class labels"):
+    with pytest.raises(
+        ValueError, match=r"8 mask\(s\) hold labels >= 2, .*classes\.txt.*p0\.png \(label 3\)"
+    ):
+        data.make_segmentation_pipelines(str(tmp_path), image_size=32, batch_size=2)
+    (tmp_path / "classes.txt").write_text("a\nb\nc\nd\n")
+    with pytest.raises(ValueError, match="ignore_label 1 is one of the 4 class labels"):
         data.make_segmentation_pipelines(str(tmp_path), image_size=32, ignore_label=1)
     with pytest.raises(ValueError, match="larger than the 7 training images"):
         data.make_segmentation_pipelines(str(tmp_path), image_size=32, batch_size=8)
@@ -289,3 +294,29 @@ def test_pipelines_shapes_dtypes_and_determinism(tfds_dir):
     shifted = build(ignore_label=-1, image_size=32, scale_range=(0.5, 0.5))
     assert shifted.image_size == 32
     assert (next(iter(shifted.train))[1].numpy()[:, 16:] == -1).all()  # padding carries the ignore label
+
+
+def test_folder_masks_are_decoded_once_before_training_and_checked_per_file_after(tmp_path):
+    _write_pairs(tmp_path, count=6, max_label=2)
+    mask = tmp_path / "masks" / "p4.png"
+    damaged = bytearray(mask.read_bytes())
+    damaged[60] ^= 0xFF  # inside the compressed data: the ends of the file still look whole
+    mask.write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match=r"1 mask\(s\) cannot be decoded: \S*masks/p4\.png \(.*PNG"):
+        data.make_segmentation_pipelines(str(tmp_path), image_size=32, batch_size=2)
+    mask.write_bytes(tf.io.encode_png(np.full((24, 32, 1), 255, np.uint8)).numpy())  # all ignored
+    (tmp_path / "classes.txt").write_text("a\nb\nc\n")
+    pipes = data.make_segmentation_pipelines(str(tmp_path), image_size=32, batch_size=2, shuffle=False)
+    mask.write_bytes(tf.io.encode_png(np.full((24, 32, 1), 9, np.uint8)).numpy())  # changed since
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match=r"\[Bad segmentation mask\] \[\S*masks/p4\.png\] .*\[9\]"
+    ):
+        list(pipes.train)
+    with pytest.raises(ValueError, match=r"1 mask\(s\) hold labels >= 3, .*p4\.png \(label 9\)"):
+        data.make_segmentation_pipelines(str(tmp_path), image_size=32, batch_size=2)
+    ade = tmp_path / "ADEChallengeData2016"  # reduce_zero_label: the stored value 4 is label 3
+    _write_pairs(ade, count=3, image_dir="images/training", mask_dir="annotations/training", max_label=4)
+    _write_pairs(ade, count=2, image_dir="images/validation", mask_dir="annotations/validation")
+    (ade / "classes.txt").write_text("a\nb\nc\n")
+    with pytest.raises(ValueError, match=r"hold labels >= 3, .* after reduce_zero_label .*\(label 3\)"):
+        data.make_segmentation_pipelines(str(ade), image_size=32, batch_size=2)

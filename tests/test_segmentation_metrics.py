@@ -1,4 +1,5 @@
-"""`SegmentationCrossEntropy`, `MeanIoU`, `PixelAccuracy` against plain NumPy on random data."""
+"""`SegmentationCrossEntropy`, `MeanIoU`, `PixelAccuracy` against plain NumPy on random data, and
+their refusal of masks that do not fit the logits (eagerly and inside `model.fit`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from keras import ops
 
 from keras_pvt.segmentation.losses import SegmentationCrossEntropy
+from keras_pvt.segmentation.mask_checks import same_aspect_ratio
 from keras_pvt.segmentation.metrics import MeanIoU, PixelAccuracy
 
 pytestmark = pytest.mark.all_backends
@@ -83,8 +85,6 @@ def test_all_ignored_batch_gives_zero_loss_not_nan(rng):
     labels[:] = IGNORE
     loss = SegmentationCrossEntropy()
     assert float(ops.convert_to_numpy(loss(labels, logits))) == 0.0
-    labels[0, 0, 0] = CLASSES  # out of range: left out like the ignore label (mmseg's histograms)
-    assert float(ops.convert_to_numpy(loss(labels, logits))) == 0.0
     with pytest.raises(ValueError, match="sample weights"):
         loss(labels, logits, sample_weight=np.ones(2, "float32"))
 
@@ -133,6 +133,10 @@ def test_classes_never_seen_are_nan_and_left_out_of_the_mean():
     assert float(ops.convert_to_numpy(metric.result())) == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="classes"):
         MeanIoU(3).update_state(labels, logits)
+    assert MeanIoU(np.int64(CLASSES)).num_classes == CLASSES
+    for wrong in (0, 3.7, True):
+        with pytest.raises(ValueError, match=f"num_classes must be an integer >= 1 .*got {wrong}"):
+            MeanIoU(wrong)
 
 
 def test_serialization_round_trip():
@@ -140,3 +144,114 @@ def test_serialization_round_trip():
         config = keras.saving.serialize_keras_object(item)
         again = keras.saving.deserialize_keras_object(config)
         assert type(again) is type(item) and again.get_config() == item.get_config()
+
+
+def _every_user():
+    return [SegmentationCrossEntropy(), MeanIoU(CLASSES).update_state, PixelAccuracy().update_state]
+
+
+@pytest.mark.parametrize("label", [CLASSES, 9, -1])
+def test_labels_outside_the_classes_are_refused(rng, label):
+    labels, logits = _data(rng, ignored=0.0)
+    labels[1, 2, 3] = label
+    for use in _every_user():
+        with pytest.raises(
+            ValueError,
+            match=rf"labels outside 0..4 .*ignore label 255\. Found 1 pixel\(s\), labels {label}\.",
+        ):
+            use(labels, logits)
+    labels[1, 2, 3] = 7  # the ignore label of these: accepted, left out
+    loss = SegmentationCrossEntropy(ignore_label=7)(labels, logits)
+    np.testing.assert_allclose(
+        float(ops.convert_to_numpy(loss)), _numpy_cross_entropy(labels, logits, 7), 1e-5
+    )
+
+
+def test_float_masks_must_hold_whole_numbers(rng):
+    labels, logits = _data(rng, ignored=0.0)
+    whole = labels.astype("float32")
+    expected = _numpy_cross_entropy(labels, logits)
+    np.testing.assert_allclose(
+        float(ops.convert_to_numpy(SegmentationCrossEntropy()(whole, logits))), expected, 1e-5
+    )
+    metric = MeanIoU(CLASSES)
+    metric.update_state(whole, logits)
+    np.testing.assert_array_equal(ops.convert_to_numpy(metric.confusion), _numpy_confusion(labels, logits))
+    fractional = whole.copy()
+    fractional[0, 0, 0] = 1.7
+    fractional[1, 0, 0] = np.nan
+    for use in _every_user():
+        with pytest.raises(
+            ValueError, match=r"not whole class indices\. Found 2 pixel\(s\), values 1\.7, nan"
+        ):
+            use(fractional, logits)
+
+
+def test_masks_of_another_aspect_ratio_or_batch_size_are_refused(rng):
+    labels, logits = _data(rng, height=8, width=8)
+    for wide in (np.zeros((2, 8, 16), "int32"), np.zeros((2, 16, 8, 1), "int32")):
+        for use in _every_user():
+            with pytest.raises(
+                ValueError, match=r"height:width differs .*masks \(2, \d+, \d+\), logits \(2, 8, 8, 5\)"
+            ):
+                use(wide, logits)
+    for use in _every_user():
+        with pytest.raises(
+            ValueError, match=r"differ in batch size \(masks \(3, 8, 8\), logits \(2, 8, 8, 5\)\)"
+        ):
+            use(np.zeros((3, 8, 8), "int32"), logits)
+    # scaled copies are resized, odd sizes included (stride-4 logits of 18 x 13 masks: 5 x 4)
+    assert same_aspect_ratio((18, 13), (5, 4)) and same_aspect_ratio((8, 8), (16, 16))
+    assert same_aspect_ratio((64, 64), (16, 17)) and not same_aspect_ratio((64, 64), (16, 18))
+    assert not same_aspect_ratio((8, 16), (8, 8)) and not same_aspect_ratio((480, 640), (640, 480))
+    labels, logits = _data(rng, 2, 18, 13, size=(5, 4))
+    SegmentationCrossEntropy()(labels, logits)
+
+
+def test_refusals_inside_model_fit(rng):
+    """In `fit` the checks run in the traced step: a graph assertion (TensorFlow), a callback (JAX),
+    or eagerly (PyTorch); each names the problem."""
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(CLASSES, 1)(inputs))
+    model.compile("sgd", loss=SegmentationCrossEntropy(), metrics=[MeanIoU(CLASSES)])
+    images = np.zeros((4, 8, 8, 3), "float32")
+    masks = np.zeros((4, 8, 8), "int32")
+    model.fit(images, masks, batch_size=2, verbose=0)
+    masks[3, 0, 0] = 9
+    with pytest.raises(
+        Exception, match=r"(?s)Bad segmentation masks for \w+: labels outside 0..4 .*labels? .*9"
+    ):
+        model.fit(images, masks, batch_size=2, verbose=0)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="run-time shapes: TensorFlow graphs")
+def test_graph_assertions_with_run_time_shapes():
+    import tensorflow as tf
+
+    masks_spec = tf.TensorSpec((None, 8, 16), tf.int32)
+    loss = tf.function(
+        SegmentationCrossEntropy().__call__,
+        input_signature=[masks_spec, tf.TensorSpec((None, None, None, CLASSES), tf.float32)],
+    )
+    masks, half = np.zeros((2, 8, 16), "int32"), np.zeros((2, 4, 8, CLASSES), "float32")
+    assert float(loss(masks, half)) == pytest.approx(np.log(CLASSES))
+    cases = [
+        (
+            np.zeros((3, 8, 16), "int32"),
+            half,
+            r"differ in batch size.*\[masks\] \[3 8 16\] \[logits\] \[2 4 8 5\]",
+        ),
+        (
+            masks,
+            np.zeros((2, 8, 8, CLASSES), "float32"),
+            r"height:width differs.*\[2 8 16\] \[logits\] \[2 8 8 5\]",
+        ),
+        (
+            np.full((2, 8, 16), 9, "int32"),
+            half,
+            r"labels outside 0..4.*\[pixels\] \[256\] \[labels from\] \[9\]",
+        ),
+    ]
+    for labels, logits, message in cases:
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            loss(labels, logits)

@@ -202,6 +202,26 @@ def test_bad_options_are_named() -> None:
         SemanticFPN(tiny_config(), 0)
     with pytest.raises(TypeError, match="`backbone` must be a preset name"):
         SemanticFPN(42)
+    with pytest.raises(ValueError, match=r"`num_classes` must be a positive integer, got 2.0 \(float\)"):
+        SemanticFPN(tiny_config(), 2.0)
+
+
+@pytest.mark.all_backends
+def test_numpy_integers_are_taken_as_the_integers_they_are() -> None:
+    model = SemanticFPN(
+        tiny_config(),
+        np.int64(3),
+        fpn_channels=np.int32(8),
+        head_channels=np.uint8(8),
+        logits_stride=np.int64(4),
+        dropout=np.float32(0.25),
+    )
+    assert model.output.shape == (None, None, None, 3)
+    assert model.get_layer("conv_seg").filters == 3 and type(model.get_layer("conv_seg").filters) is int
+    json.dumps(model.get_config())  # NumPy scalars would not serialise
+    with pytest.raises(ValueError, match=r"expected ndim=4, found ndim=3") as info:
+        model(np.full((32, 32, 3), 0.777, "float32"))
+    assert "0.777" not in str(info.value)
 
 
 @pytest.mark.all_backends

@@ -1,5 +1,6 @@
 """`train_segmentation` and `keras-pvt train --task segmentation`: outputs, metric columns, resume,
-the recipe and its poly schedule, the CLI mapping, and a fit on NumPy arrays on every backend."""
+the recipe and its poly schedule, the CLI mapping, a mask refused while training, and a fit on
+NumPy arrays on every backend."""
 
 from __future__ import annotations
 
@@ -216,6 +217,60 @@ def test_bad_options_are_refused_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="too small"):
         train_segmentation(TINY, image_size=16, output=str(tmp_path))
     assert not os.listdir(tmp_path)  # refused before the run folder was touched
+
+
+def _fit_tiny_model(pipes, output):
+    """`fit_in_run_folder` (the run folder of every training run) with a 1x1 conv as the model."""
+    from keras_pvt.training import RunOptions
+    from keras_pvt.training.resumable_fit import fit_in_run_folder, start_run
+
+    def build(steps):
+        inputs = keras.Input((None, None, 3))
+        model = keras.Model(inputs, keras.layers.Conv2D(pipes.num_classes, 1)(inputs))
+        model.compile("sgd", loss=SegmentationCrossEntropy(), metrics=[MeanIoU(pipes.num_classes)])
+        return model
+
+    run = RunOptions(output=str(output), epochs=1)
+    fit = {"train": pipes.train, "val": pipes.val, "steps_per_epoch": pipes.steps_per_epoch}
+    fit_in_run_folder(start_run(run), run, **fit, build=build, info={}, monitor="val_mean_iou", verbose=0)
+
+
+def _folder_of_pairs(root, count=4):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    for kind in ("images", "masks"):
+        (root / kind).mkdir(parents=True)
+    for i in range(count):
+        pixels = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+        (root / "images" / f"{i}.png").write_bytes(tf.io.encode_png(pixels).numpy())
+        labels = rng.integers(0, 3, (32, 32, 1), dtype=np.uint8)
+        (root / "masks" / f"{i}.png").write_bytes(tf.io.encode_png(labels).numpy())
+    (root / "classes.txt").write_text("a\nb\nc\n")
+
+
+@pytest.mark.parametrize("output_was", ["absent", "an empty folder"])
+def test_a_mask_refused_while_training_names_its_file_and_leaves_no_run_behind(tmp_path, output_was):
+    """A mask that changed after the up-front check fails the first step with the pipeline's
+    assertion: a `ValueError` naming the file; what the run made in its folder is removed."""
+    import tensorflow as tf
+
+    from keras_pvt import data
+
+    _folder_of_pairs(tmp_path / "pairs", count=5)
+    pipes = data.make_segmentation_pipelines(
+        str(tmp_path / "pairs"), image_size=32, batch_size=2, val_fraction=0.2, shuffle=False
+    )
+    bad = tf.io.encode_png(np.full((32, 32, 1), 9, np.uint8)).numpy()
+    for i in range(5):
+        (tmp_path / "pairs" / "masks" / f"{i}.png").write_bytes(bad)
+    output = tmp_path / "run"
+    if output_was == "an empty folder":
+        output.mkdir()
+    message = r"Bad segmentation mask \S+masks/\d\.png holds a label >= 3 .*: 9\. Fix the mask"
+    with pytest.raises(ValueError, match=message):
+        _fit_tiny_model(pipes, output)
+    assert not output.exists() if output_was == "absent" else not any(output.iterdir())
 
 
 @pytest.mark.slow

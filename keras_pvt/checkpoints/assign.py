@@ -126,9 +126,10 @@ class CheckpointMismatchError(ValueError):
 class CheckpointValueError(ValueError):
     """Checkpoint tensors the model cannot take as weights: not floating point, or not finite."""
 
-    def __init__(self, not_float: list[str], not_finite: list[str]) -> None:
-        self.not_float, self.not_finite = not_float, not_finite
-        lines = ["The checkpoint holds values that are not usable weights; nothing was loaded."]
+    def __init__(self, not_float: list[str], not_finite: list[str], source: str | None = None) -> None:
+        self.not_float, self.not_finite, self.source = not_float, not_finite, source
+        named = "The checkpoint" if source is None else f"The weights file {source!r}"
+        lines = [f"{named} holds values that are not usable weights; nothing was loaded."]
         lines += _section("not floating point (dtype)", not_float)
         if not_float:
             lines.append(
@@ -334,6 +335,19 @@ def _is_float(dtype: np.dtype) -> bool:
     return dtype.kind == "f" or dtype.name.startswith(_EXTRA_FLOATS)
 
 
+def non_finite_entry(key: str, value: np.ndarray) -> str | None:
+    """``"key (2 NaN, 1 inf)"`` when the float array `value` holds NaN or infinite values, else None.
+
+    The one test of finite weights, shared by every format that loads weights (checkpoints, Keras
+    weight files, preset folders).
+    """
+    finite = np.isfinite(value)
+    if finite.all():
+        return None
+    nan = int(np.isnan(value).sum())
+    return f"{key} ({nan} NaN, {value.size - nan - int(finite.sum())} inf)"
+
+
 def _float32_values(state: Mapping[str, Any], targets: Mapping[str, Target]) -> dict[str, np.ndarray]:
     """The float32 value of every target, or `CheckpointValueError` for non-float or non-finite ones."""
     values: dict[str, np.ndarray] = {}
@@ -346,10 +360,9 @@ def _float32_values(state: Mapping[str, Any], targets: Mapping[str, Target]) -> 
             continue
         with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf: reported
             value = value.astype(np.float32, copy=False)
-        finite = np.isfinite(value)
-        if not finite.all():
-            nan = int(np.isnan(value).sum())
-            not_finite.append(f"{key} ({nan} NaN, {value.size - nan - int(finite.sum())} inf)")
+        entry = non_finite_entry(key, value)
+        if entry is not None:
+            not_finite.append(entry)
         values[key] = value
     if not_float or not_finite:
         raise CheckpointValueError(not_float, not_finite)

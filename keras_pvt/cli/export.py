@@ -4,6 +4,9 @@
     keras-pvt export model.keras --format openvino --openvino-precision float16 --output m.xml
     keras-pvt export --variant b0 --weights W --format tflite --quantize int8 \\
         --representative DIR --output m.tflite
+
+Exit codes: 0 written (status OK, or INCONCLUSIVE: the agreement could not judge and the relative
+error passed), 1 verification FAILED (nothing written), 2 refused input.
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from keras_pvt._safe_write import EXPORT_REPORT, KERAS_MODEL, SAVED_MODEL, TFLITE, check_output
-from keras_pvt.export.dense import DEFAULT_MIN_PIXEL_AGREEMENT
+from keras_pvt.export.bounds import DEFAULT_BOUNDS
+from keras_pvt.export.images import DEFAULT_VERIFY_IMAGES
 from keras_pvt.export.openvino import PRECISIONS as OPENVINO_PRECISIONS
 from keras_pvt.export.openvino import check_openvino_output
 from keras_pvt.export.tflite import (
-    DEFAULT_VERIFY_IMAGES,
     QUANTIZE_MODES,
     TFLiteOptions,
     VerifyOptions,
@@ -91,12 +94,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "XNNPACK take the whole graph",
     )
     check = parser.add_argument_group("verification")
-    check.add_argument("--verify-images", help="folder or tfds:NAME:SPLIT (default: random)")
+    check.add_argument(
+        "--verify-images",
+        help="folder or tfds:NAME:SPLIT (default: random images; for int8, up to half held out "
+        "from --representative after the --num-calibration images)",
+    )
     check.add_argument(
         "--num-verify",
         type=int,
         default=DEFAULT_VERIFY_IMAGES,
-        help=f"images compared (default {DEFAULT_VERIFY_IMAGES})",
+        help=f"images compared, in every format (default {DEFAULT_VERIFY_IMAGES})",
     )
     check.add_argument(
         "--threads",
@@ -107,16 +114,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument(
         "--runs", type=int, default=VERIFY_DEFAULTS.runs, help="timed runs for the median latency"
     )
-    check.add_argument("--tolerance", type=float, help="max abs difference allowed")
-    check.add_argument("--min-top1", type=float, help="minimum top-1 agreement (0-1)")
+    check.add_argument(
+        "--tolerance",
+        type=float,
+        help="largest relative error of the outputs, ||export - keras|| / ||keras - its mean over "
+        "classes|| (default per format/mode: " + _defaults("max_relative_error") + ")",
+    )
+    check.add_argument(
+        "--min-top1",
+        type=float,
+        help="classifiers: minimum top-1 agreement (0-1; default per format/mode: "
+        + _defaults("min_top1")
+        + ")",
+    )
     check.add_argument(
         "--min-pixel-agreement",
         type=float,
-        help="segmenters: minimum fraction of pixels whose class matches Keras (default per mode: "
-        + ", ".join(f"{mode} {value:g}" for mode, value in DEFAULT_MIN_PIXEL_AGREEMENT.items())
-        + ")",
+        help="segmenters: minimum fraction of pixels whose class matches Keras (default per "
+        "format/mode: " + _defaults("min_pixel_agreement") + ")",
     )
     parser.set_defaults(func=run)
+
+
+def _defaults(bound: str) -> str:
+    """The default of `bound` (a `Bounds` field) per format and mode, for a flag's help."""
+    return ", ".join(f"{fmt} {mode} {getattr(b, bound):g}" for (fmt, mode), b in DEFAULT_BOUNDS.items())
 
 
 def _add_openvino_flags(group: Any) -> None:
@@ -155,6 +177,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError("--openvino-precision applies to --format openvino only.")
     if args.min_pixel_agreement is not None and not 0 <= args.min_pixel_agreement <= 1:
         raise ValueError(f"--min-pixel-agreement must be between 0 and 1, got {args.min_pixel_agreement}.")
+    if args.tolerance is not None and not args.tolerance >= 0:
+        raise ValueError(f"--tolerance (the largest relative error) must be >= 0, got {args.tolerance}.")
     for flag in ("num_calibration", "num_verify", "threads", "runs", "batch_size"):
         value = getattr(args, flag)
         if value is not None and value < 1:
@@ -292,13 +316,12 @@ def _export(args: argparse.Namespace, model: Any, size: Any, batch: Any, export:
         )
         checks = VerifyOptions(
             verify_images=images,
+            num_verify=args.num_verify,
             threads=args.threads,
             runs=args.runs,
-            tolerance=VERIFY_DEFAULTS.tolerance if args.tolerance is None else args.tolerance,
+            tolerance=args.tolerance,
             min_top1=args.min_top1,
-            min_pixel_agreement=VERIFY_DEFAULTS.min_pixel_agreement
-            if args.min_pixel_agreement is None
-            else args.min_pixel_agreement,
+            min_pixel_agreement=args.min_pixel_agreement,
         )
         result = export.convert_to_tflite(
             model, args.output, options=options, checks=checks, overwrite=args.overwrite
@@ -315,10 +338,10 @@ def _export(args: argparse.Namespace, model: Any, size: Any, batch: Any, export:
             num_images=args.num_verify,
             threads=args.threads,
             runs=args.runs,
+            tolerance=args.tolerance,
             min_top1=args.min_top1,
+            min_pixel_agreement=args.min_pixel_agreement,
             overwrite=args.overwrite,
-            **({} if args.tolerance is None else {"tolerance": args.tolerance}),
-            **({} if args.min_pixel_agreement is None else {"min_pixel_agreement": args.min_pixel_agreement}),
         )
         return result.verification, result
     report = export.export_and_verify_saved_model(
@@ -329,9 +352,9 @@ def _export(args: argparse.Namespace, model: Any, size: Any, batch: Any, export:
         batch_size=batch,
         num_images=args.num_verify,
         runs=args.runs,
+        tolerance=args.tolerance,
         min_top1=args.min_top1,
+        min_pixel_agreement=args.min_pixel_agreement,
         overwrite=args.overwrite,
-        **({} if args.tolerance is None else {"tolerance": args.tolerance}),
-        **({} if args.min_pixel_agreement is None else {"min_pixel_agreement": args.min_pixel_agreement}),
     )
     return report, report

@@ -2,8 +2,10 @@
 or a Semantic FPN segmenter (``--task segmentation``) on a tfds dataset, an image folder, or the
 embedded offline dataset, with the paper's recipe, mixed precision and `tf.distribute`.
 
-Exit codes: 0 done; 2 refused (a bad argument, or --output holds a finished run: see --overwrite);
-3 the loss became NaN/infinite (the epochs finished before it are kept, resumable)."""
+Exit codes: 0 done; 2 refused (a bad argument; a dataset file that fails the checks before training,
+named, or data refused while training; --output holds a finished run: see --overwrite), leaving no
+run folder behind unless it was there before; 3 the loss became NaN/infinite (the epochs finished
+before it are kept, resumable)."""
 
 from __future__ import annotations
 

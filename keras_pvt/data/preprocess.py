@@ -15,8 +15,12 @@ DEFAULT_CROP_PCT = 0.875  # eval: resize to size / 0.875, then centre-crop `size
 
 
 def normalize(image: tf.Tensor) -> tf.Tensor:
-    """uint8/float [0, 255] RGB -> float32 ImageNet-normalised (`preprocess_input`)."""
-    return preprocess_input(tf.cast(image, tf.float32))
+    """uint8/float [0, 255] RGB -> float32 ImageNet-normalised (`preprocess_input`, which casts).
+
+    The image goes in with its own dtype, so that integer pixels are never taken for float images
+    scaled to [0, 1] (`preprocess_input`'s warning).
+    """
+    return preprocess_input(image)
 
 
 def eval_transform(image: tf.Tensor, size: int, crop_pct: float = DEFAULT_CROP_PCT) -> tf.Tensor:

@@ -9,7 +9,8 @@ Layouts (masks: ``masks/`` or ``annotations/``; splits: ``train``/``training``, 
 
 Masks are 8-bit single-channel PNGs of class indices (255 = ignore). ``ROOT/classes.txt`` (one name
 per line, in label order after ``reduce_zero_label``) names the classes; without it their number is
-inferred from the masks (one pass over them).
+inferred from the masks. Every file is checked before training: here from its header and end
+bytes, then the masks' labels by one decoding pass (`seg_folder_labels`).
 """
 
 from __future__ import annotations
@@ -118,6 +119,9 @@ def _hold_out(
 
 
 def _check_files(root: Path, images: list[str], masks: list[str]) -> None:
+    """Refuse undecodable images, masks that are not 8-bit greyscale PNGs, pairs of different sizes
+    and truncated masks, from the files' first and last bytes (a file whose end is not a JPEG/PNG
+    end marker is decoded to be sure); the masks' labels are checked by `seg_folder_labels`."""
     check_images(str(root), [Path(p) for p in images])
     bad_masks, mismatched = [], []
     for image, mask in zip(images, masks):
@@ -140,6 +144,7 @@ def _check_files(root: Path, images: list[str], masks: list[str]) -> None:
             f"{len(mismatched)} image/mask pair(s) differ in size (height, width): "
             f"{_listed(mismatched)}. Each mask must have its image's size."
         )
+    check_images(str(root), [Path(p) for p in masks])  # truncated masks: their ends, read cheaply
 
 
 def _mask_problem(path: Path) -> str | None:

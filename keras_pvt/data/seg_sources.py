@@ -16,6 +16,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from keras_pvt.data.seg_folder import CLASSES_FILE, default_reduce_zero_label, find_pairs
+from keras_pvt.data.seg_folder_labels import decoded_pair, largest_labels, refuse_labels_beyond
 from keras_pvt.data.seg_labels import (
     IGNORE_LABEL,
     KNOWN_MASK_DATASETS,
@@ -32,6 +33,7 @@ from keras_pvt.data.sources import (
     find_builder,
     prepare_builder,
 )
+from keras_pvt.segmentation.mask_checks import MASK_ERROR
 
 ALTERNATIVES = (
     f"a tensorflow-datasets name with masks ({', '.join(sorted(KNOWN_MASK_DATASETS))}), the embedded "
@@ -176,25 +178,28 @@ def _tfds_pairs(
 
 
 def _from_folder(root: str, reduce_zero_label: bool | None, val_fraction: float) -> SegmentationSource:
+    """The pairs of a folder, every file checked before training: headers and ends (`find_pairs`),
+    then one decoding pass over the masks for their labels (`seg_folder_labels`)."""
     pairs = find_pairs(root, val_fraction)
     reduce = default_reduce_zero_label(root) if reduce_zero_label is None else bool(reduce_zero_label)
-    table = tf.constant(label_lookup(None, reduce))
-
-    def decode(image_path: tf.Tensor, mask_path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        image = tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)
-        mask = tf.io.decode_png(tf.io.read_file(mask_path), channels=1)[..., 0]
-        return image, tf.gather(table, tf.cast(mask, tf.int32))
-
+    lut = label_lookup(None, reduce)
+    masks = [mask for _, split_masks in pairs.splits.values() for mask in split_masks]
+    largest = largest_labels(masks, lut)
+    names = pairs.class_names or _names_up_to(int(largest.max(initial=-1)))
+    where = f"{root}/{CLASSES_FILE}" if pairs.class_names else root
+    refuse_labels_beyond(masks, largest, len(names), where, reduce)
+    table = tf.constant(lut)
     data = {
-        split: tf.data.Dataset.from_tensor_slices(paths).map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+        split: tf.data.Dataset.from_tensor_slices(paths).map(
+            lambda image, mask: decoded_pair(image, mask, table, len(names)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
         for split, paths in pairs.splits.items()
     }
-    names = pairs.class_names or _inferred_names(data["train"].concatenate(data["val"]))
-    hint = f"{root} (masks, or {CLASSES_FILE})"
     return SegmentationSource(
         name=root,
-        train=checked_labels(data["train"], len(names), hint),
-        val=checked_labels(data["val"], len(names), hint),
+        train=data["train"],
+        val=data["val"],
         class_names=names,
         train_size=len(pairs.splits["train"][0]),
         val_size=len(pairs.splits["val"][0]),
@@ -208,17 +213,21 @@ def _inferred_names(pairs: tf.data.Dataset) -> list[str]:
         lambda image, labels: tf.reduce_max(tf.where(labels == IGNORE_LABEL, tf.zeros_like(labels), labels)),
         num_parallel_calls=tf.data.AUTOTUNE,
     ).reduce(tf.constant(0, tf.uint8), tf.maximum)
-    count = int(largest) + 1
-    if count < 2:
+    return _names_up_to(int(largest))
+
+
+def _names_up_to(largest: int) -> list[str]:
+    """``class_0 .. class_{largest}``; `ValueError` for fewer than two classes."""
+    if largest < 1:
         raise ValueError("The masks hold a single class (all 0 or ignored); segmentation needs two or more.")
-    return [f"class_{index}" for index in range(count)]
+    return [f"class_{index}" for index in range(largest + 1)]
 
 
 def checked_labels(pairs: tf.data.Dataset, num_classes: int, where: str) -> tf.data.Dataset:
     """`pairs` whose labels fail with a clear error (when read) unless < `num_classes` or 255."""
     message = (
-        f"A mask of {where} holds a label >= {num_classes} (the number of classes) that is not the "
-        f"ignore label {IGNORE_LABEL}."
+        f"{MASK_ERROR}: a mask of {where} holds a label >= {num_classes} (the number of classes) other "
+        f"than the ignore label {IGNORE_LABEL}. Map its labels to 0..{num_classes - 1} (255 = ignore)."
     )
 
     def check(image: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -18,8 +18,8 @@ Each input shape (batch, height, width, channels) is built once, on its first ca
 The converting engines (LiteRT, OpenVINO and "auto") convert a copy of the model rebuilt from its
 config with the weights of `compile_inference` time (`snapshot`), so they need
 ``freeze_weights=True`` and float32; outputs (`outputs`) have the model's structure, as TensorFlow
-tensors, equal to ``model(images, training=False)`` to float32 round-off. First-call cost and memory
-per engine, measured: README, "Inference engines".
+tensors, equal to ``model(images, training=False)`` to float32 round-off. First-call cost and
+thread-safety per engine: docs/performance.md, "Inference engines".
 """
 
 from keras_pvt._requires import require_tensorflow

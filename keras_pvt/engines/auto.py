@@ -23,7 +23,7 @@ import tensorflow as tf
 
 AUTO_ROUNDS = 5
 # Largest max-abs difference from the model's outputs, times max(1, max |output|), a candidate may
-# have (float32 round-off is far below; the float TFLite export's verification uses 1e-3 too).
+# have (float32 round-off is far below).
 AUTO_TOLERANCE = 1e-3
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import keras
 
-from keras_pvt._safe_write import MAX_REPORT_BYTES, OutputKind, atomic_write, check_output
+from keras_pvt._safe_write import MAX_REPORT_BYTES, OutputKind, OutputRefusedError, atomic_write, check_output
 
 CHOICES_FORMAT = "keras-pvt-engine-choices"
 
@@ -39,6 +39,22 @@ def _read(path: Path) -> dict[str, Any] | None:
         return None
     choices = data.get("choices")
     return choices if isinstance(choices, dict) else None
+
+
+def refuse_foreign_file(path: Path) -> None:
+    """`OutputRefusedError` if a file stands at `path` that is not a choices file of ours.
+
+    Stricter than `keras_pvt._safe_write`, which takes an empty file as holding nothing: a file the
+    user made, even empty (``touch``), is theirs and is never replaced.
+    """
+    if not path.is_file() or path.is_symlink() or _is_choices_file(path):
+        return  # missing (created later), or refused by `check_output` with its own message
+    found = "an empty file" if path.stat().st_size == 0 else "a file that is not keras-pvt's JSON"
+    raise OutputRefusedError(
+        f"engine_cache={str(path)!r} is {found} (an engine choices file is {ENGINE_CHOICES.proof}); "
+        "keras-pvt never replaces a file it did not write. Pass a path that does not exist yet "
+        f"(keras-pvt creates it, e.g. {str(path.parent / ENGINE_CHOICES.example)!r}), or one it wrote before."
+    )
 
 
 ENGINE_CHOICES = OutputKind(
@@ -78,7 +94,8 @@ class ChoicesFile:
         self.path = None if path is None else Path(path)
         self._prefix = f"{cpu_name()} | {model_key(model)} | threads={threads}"
         if self.path is not None:
-            check_output(self.path, ENGINE_CHOICES, overwrite=True)  # refuse a user's file now
+            refuse_foreign_file(self.path)  # refuse a user's file now, before any work
+            check_output(self.path, ENGINE_CHOICES, overwrite=True)
 
     def key(self, shape: tuple[int, ...]) -> str:
         return f"{self._prefix} | shape={'x'.join(str(d) for d in shape)}"
@@ -95,6 +112,7 @@ class ChoicesFile:
         if self.path is None:
             return
         choices = (_read(self.path) if self.path.is_file() else None) or {}
+        refuse_foreign_file(self.path)  # replaced by a user's file since: still never replaced
         choices[self.key(shape)] = {"engine": engine, "ms": {k: round(v, 3) for k, v in timings.items()}}
         text = json.dumps({"format": CHOICES_FORMAT, "choices": choices}, indent=1, sort_keys=True)
         atomic_write(

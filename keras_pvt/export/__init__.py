@@ -20,6 +20,10 @@ Public API (stable):
                     "bfloat16", image_size=None, batch_size=None, verify=True, ..., overwrite=False)
         -> OpenVINOExportResult (with .verification); verify_openvino(xml_path, model, images, ...)
     load_images(source, *, image_size, limit, preprocess, model) -> float32 NHWC array
+    Bounds, DEFAULT_BOUNDS, default_bounds(format, mode): what verification holds each export to
+        (largest relative error, smallest top-1 / pixel agreement; `keras_pvt.export.bounds`);
+        every verifying function takes them as `tolerance`, `min_top1`, `min_pixel_agreement`
+        (None = the mode's default). A report's `status` is OK, INCONCLUSIVE or FAILED.
     format_report(report) -> str; write_report_json(report, path, *, overwrite=False);
         report_path(output) -> Path
     TFLiteRunner(tflite, threads) (named-tensor access to a .tflite), op_histogram(tflite),
@@ -38,6 +42,7 @@ from keras_pvt._requires import require_tensorflow
 require_tensorflow("keras_pvt.export")  # one clear ImportError where TensorFlow is absent
 
 from keras_pvt._safe_write import OutputRefusedError
+from keras_pvt.export.bounds import DEFAULT_BOUNDS, Bounds, default_bounds
 from keras_pvt.export.errors import ExportError, UnsupportedOpsError, VerificationError
 from keras_pvt.export.images import load_images
 from keras_pvt.export.openvino import (
@@ -64,9 +69,11 @@ from keras_pvt.export.verify import median_ms as median_ms
 from keras_pvt.images import parse_image_size as parse_image_size
 
 __all__ = [
+    "DEFAULT_BOUNDS",
     "OPENVINO_PRECISIONS",
     "QUANTIZE_MODES",
     "SIGNATURE_KEY",
+    "Bounds",
     "ConversionResult",
     "ExportError",
     "OpenVINOExportResult",
@@ -77,6 +84,7 @@ __all__ = [
     "VerificationReport",
     "convert_to_openvino_model",
     "convert_to_tflite",
+    "default_bounds",
     "export_and_verify_saved_model",
     "export_openvino",
     "export_saved_model",

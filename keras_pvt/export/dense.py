@@ -15,14 +15,6 @@ from typing import Any
 import numpy as np
 
 DEFAULT_IGNORE_LABEL = 255
-# Smallest pixel agreement with Keras that automatic verification accepts, per quantization mode.
-DEFAULT_MIN_PIXEL_AGREEMENT: dict[str, float | None] = {
-    "none": 0.999,
-    "float16": 0.99,
-    "dynamic": 0.95,
-    "int8": 0.9,
-    "int8-full": 0.9,
-}
 
 
 @dataclasses.dataclass

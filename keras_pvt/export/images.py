@@ -22,6 +22,7 @@ from keras_pvt.images import IMAGE_SUFFIXES, preprocess_input, takes_raw_pixels
 
 TFDS_PREFIX = "tfds:"
 DEFAULT_IMAGE_SIZE = (224, 224)
+DEFAULT_VERIFY_IMAGES = 16
 
 Preprocess = Callable[[np.ndarray], np.ndarray]
 
@@ -81,13 +82,71 @@ def load_images(
 def random_images(
     count: int, image_size: tuple[int, int], channels: int = 3, seed: int = 0, *, raw_pixels: bool = False
 ) -> np.ndarray:
-    """Deterministic stand-ins for photos: standard-normal images (preprocessed), or uniform integer
-    pixels in [0, 255] as float32 with `raw_pixels` (for a model that normalises itself)."""
+    """Deterministic stand-ins for photos: smooth random fields (blobs 1/8 of the image across, a
+    little fine noise) with zero mean and unit variance like preprocessed photos, or with
+    `raw_pixels` integer pixels in [0, 255] as float32 (for a model that normalises itself).
+
+    Smooth, not white, noise: int8 files calibrated on photos meet activations in their calibrated
+    ranges, as with photos, while files calibrated on blank images still see what they clip.
+    """
     rng = np.random.default_rng(seed)
-    shape = (count, *image_size, channels)
+    height, width = (int(side) for side in image_size)
+    coarse = (count, max(-(-height // 8), 2), max(-(-width // 8), 2), channels)
+    fields = tf.image.resize(rng.standard_normal(coarse).astype(np.float32), (height, width), "bicubic")
+    fields = fields.numpy() / max(float(np.std(fields)), 1e-6)
+    images = fields + 0.25 * rng.standard_normal(fields.shape).astype(np.float32)
+    images = (images / max(float(np.std(images)), 1e-6)).astype(np.float32)
     if raw_pixels:
-        return rng.integers(0, 256, shape).astype(np.float32)
-    return rng.standard_normal(shape).astype(np.float32)
+        return np.clip(np.round(127.5 + 58.0 * images), 0, 255).astype(np.float32)
+    return images
+
+
+def verification_images(
+    model: Any,
+    spec: Any,
+    size: tuple[int, int] | None,
+    count: int,
+    *,
+    given: Any = None,
+    held_out: np.ndarray | None = None,
+    preprocess: Preprocess | None = None,
+    data_dir: str | None = None,
+) -> np.ndarray:
+    """The images an export is verified on, trimmed to a multiple of the input's fixed batch.
+
+    `given` images (any `load_images` source) are used as they are. Otherwise `held_out` images
+    (representative images that were not calibrated on, at most `count`) come first, topped up to
+    `count` with seeded `random_images` of their size (else `size`, else 224x224).
+    """
+    batch = spec.shape[0] or 1
+    if given is not None:
+        images = load_images(given, image_size=size, preprocess=preprocess, data_dir=data_dir, model=model)
+    else:
+        images = np.zeros((0, *(size or DEFAULT_IMAGE_SIZE), spec.shape[3]), np.float32)
+        if held_out is not None and len(held_out):
+            images = np.asarray(held_out[:count], np.float32)
+        missing = max(count, batch) - len(images)
+        if missing > 0:
+            generated = random_images(
+                missing, images.shape[1:3], spec.shape[3], raw_pixels=takes_raw_pixels(model)
+            )
+            images = np.concatenate([images, generated])
+    usable = len(images) - len(images) % batch
+    if usable < 1:
+        raise ValueError(f"Verification needs at least {batch} images for the fixed batch {batch}.")
+    return images[:usable]
+
+
+def check_calibration_images(images: np.ndarray) -> None:
+    """Refuse calibration images that are all flat (one value per channel, e.g. all black): int8
+    ranges calibrated on them are those of a blank image, and real images would be clipped."""
+    flat = np.ptp(images.reshape(len(images), -1, images.shape[-1]), axis=1).max(axis=-1) == 0
+    if len(images) and bool(np.all(flat)):
+        raise ValueError(
+            f"The {len(images)} calibration image(s) are all flat (every pixel of each image has "
+            "the same value per channel, e.g. all black): int8 ranges calibrated on them would clip "
+            "every real image. Calibrate on real images of the kind the model will see."
+        )
 
 
 def _as_float32(images: np.ndarray) -> np.ndarray:

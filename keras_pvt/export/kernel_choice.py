@@ -5,12 +5,12 @@ target's optimizer recognises and in which ops full-integer quantization can run
 
 * OpenVINO: the canonical table (`kernels.canonical`). Its LayerNorm on a ``(rows, channels)``
   view runs as the CPU plugin's native MVN; the default NHWC form is fused to MVN too, but the
-  plugin decomposes a 4-D MVN over the last axis back into reductions (README, "OpenVINO IR").
-  B0 224, 2 threads: about 1.1-1.2x the default table's speed at batch 1, 1.07x at batch 16.
+  plugin decomposes a 4-D MVN over the last axis back into reductions (docs/deployment.md,
+  "OpenVINO IR"), and was measured faster there.
 * TFLite, every mode: the backend's default table. Its LayerNorm (``x * inv + (beta - mean * inv)``)
-  quantizes to int8 without NEG; for float32 under XNNPACK (B0 224, batch 1, 1 and 2 threads) the
-  canonical table was not measurably faster (the converter turns both into SQUARED_DIFFERENCE and
-  RSQRT; the canonical graph adds 51 RESHAPEs), so float32 keeps the default too.
+  quantizes to int8 without NEG; for float32 under XNNPACK the canonical table was not measurably
+  faster (the converter turns both into SQUARED_DIFFERENCE and RSQRT, and the canonical graph adds
+  reshapes), so float32 keeps the default too.
 """
 
 from __future__ import annotations

@@ -29,29 +29,19 @@ import keras_pvt.kernels as kernels
 from keras_pvt._requires import require_openvino
 from keras_pvt._safe_write import OPENVINO_BIN, OPENVINO_XML, check_output, scratch_folder, staged_output
 from keras_pvt.export.dense import DEFAULT_IGNORE_LABEL
-from keras_pvt.export.dense import DEFAULT_MIN_PIXEL_AGREEMENT as DENSE_MINIMUM
 from keras_pvt.export.errors import ExportError, VerificationError
-from keras_pvt.export.images import DEFAULT_IMAGE_SIZE, load_images, random_images
+from keras_pvt.export.images import DEFAULT_VERIFY_IMAGES, verification_images
 from keras_pvt.export.kernel_choice import openvino_kernel_table
 from keras_pvt.export.openvino_run import MIN_IMAGE_SIZE_KEY, model_op_counts, verify_openvino
 from keras_pvt.export.saved_model import input_spec
 from keras_pvt.export.signature import INPUT_NAME, output_names, serving_function
 from keras_pvt.export.verify import DEFAULT_RUNS, VerificationReport
-from keras_pvt.images import parse_image_size, takes_raw_pixels
+from keras_pvt.images import parse_image_size
 from keras_pvt.kernels.table import KernelTable
 from keras_pvt.layers.size_check import model_min_image_size
 
 PRECISIONS = ("float32", "float16", "bfloat16")
 OPENVINO_PRECISIONS = PRECISIONS
-# Absolute max-difference tolerance of the automatic verification; None = report only.
-DEFAULT_TOLERANCE: dict[str, float | None] = {"float32": 1e-3, "float16": None, "bfloat16": None}
-# Smallest pixel agreement with Keras a segmenter's verification accepts, per precision.
-DEFAULT_MIN_PIXEL_AGREEMENT: dict[str, float | None] = {
-    "float32": DENSE_MINIMUM["none"],
-    "float16": DENSE_MINIMUM["float16"],
-    "bfloat16": DENSE_MINIMUM["dynamic"],
-}
-DEFAULT_VERIFY_IMAGES = 4
 FORMAT_KEY = ("keras_pvt", "format")
 IR_FORMAT = "keras-pvt-openvino-ir"
 
@@ -160,10 +150,10 @@ def export_openvino(
     num_images: int = DEFAULT_VERIFY_IMAGES,
     threads: int | None = 2,
     runs: int = DEFAULT_RUNS,
-    tolerance: float | str | None = "auto",
+    tolerance: float | None = None,
     min_top1: float | None = None,
     verify_masks: Any = None,
-    min_pixel_agreement: float | str | None = "auto",
+    min_pixel_agreement: float | None = None,
     dense: bool | None = None,
     ignore_label: int | None = DEFAULT_IGNORE_LABEL,
     kernel_table: KernelTable | None = None,
@@ -181,9 +171,9 @@ def export_openvino(
             images, 224x224 when the size is dynamic) and compare with the model; a failure raises
             `VerificationError` and leaves `output_path` as it was.
         threads, runs: OpenVINO CPU threads and timed runs for the latency in the report.
-        tolerance: "auto" (1e-3 for float32, report-only otherwise), None, or a float.
-        min_top1, verify_masks, min_pixel_agreement ("auto": per precision), dense, ignore_label:
-            as `convert_to_tflite`'s `VerifyOptions`.
+        tolerance (the largest relative error), min_top1, min_pixel_agreement: the bounds, None =
+            the precision's default (`keras_pvt.export.bounds.DEFAULT_BOUNDS`).
+        verify_masks, dense, ignore_label: as `convert_to_tflite`'s `VerifyOptions`.
         kernel_table: None = `openvino_kernel_table()`.
         overwrite: replace a previous keras-pvt IR at `output_path` (its `.xml` carries a
             keras-pvt rt_info entry, its `.bin` the size the `.xml` names). Anything else there is
@@ -258,20 +248,21 @@ def _write_verified(
 def _verify(
     xml: Path, model: Any, samples: np.ndarray, precision: str, output_path: Any, checks: dict[str, Any]
 ) -> VerificationReport:
-    """`verify_openvino` of the staged IR with `checks` ("auto" resolved per precision); raises on failure."""
-    masks, tolerance, minimum = checks["masks"], checks["tolerance"], checks["min_pixel_agreement"]
+    """`verify_openvino` of the staged IR with `checks` (bounds left None: the precision's); raises
+    on failure."""
+    masks = checks["masks"]
     report = verify_openvino(
         xml,
         model,
         samples,
         threads=checks["threads"],
         runs=checks["runs"],
-        tolerance=DEFAULT_TOLERANCE[precision] if tolerance == "auto" else tolerance,
+        tolerance=checks["tolerance"],
         min_top1=checks["min_top1"],
         inference_precision="bfloat16" if precision == "bfloat16" else "float32",
         label=precision,
         masks=None if masks is None else np.asarray(masks)[: len(samples)],
-        min_pixel_agreement=DEFAULT_MIN_PIXEL_AGREEMENT[precision] if minimum == "auto" else minimum,
+        min_pixel_agreement=checks["min_pixel_agreement"],
         dense=checks["dense"],
         ignore_label=checks["ignore_label"],
     )
@@ -293,14 +284,4 @@ def _save(converted: Any, xml: Path, precision: str) -> None:
 def _samples(model: Any, spec: Any, verify_images: Any, num_images: int) -> np.ndarray:
     """Verification images: the given ones (arrays, folders, tfds:), else seeded random ones."""
     size = tuple(spec.shape[1:3]) if None not in spec.shape[1:3] else None
-    batch = spec.shape[0] or 1
-    if verify_images is not None:
-        images = load_images(verify_images, image_size=size, model=model)
-    else:
-        count = max(num_images, batch)
-        raw = takes_raw_pixels(model)
-        images = random_images(count, size or DEFAULT_IMAGE_SIZE, spec.shape[3], raw_pixels=raw)
-    usable = len(images) - len(images) % batch
-    if usable < 1:
-        raise ValueError(f"Verification needs at least {batch} images for the fixed batch {batch}.")
-    return images[:usable]
+    return verification_images(model, spec, size, num_images, given=verify_images)

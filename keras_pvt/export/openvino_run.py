@@ -14,14 +14,16 @@ from typing import Any
 import numpy as np
 
 from keras_pvt._requires import require_openvino
+from keras_pvt.export.bounds import resolve_bounds
 from keras_pvt.export.dense import DEFAULT_IGNORE_LABEL
 from keras_pvt.export.errors import ExportError
 from keras_pvt.export.verify import (
     DEFAULT_RUNS,
     VerificationReport,
-    _check_tolerance,
     _comparison,
     _keras_outputs,
+    bound_fields,
+    judge,
     median_ms,
 )
 from keras_pvt.input_checks import check_image_size
@@ -152,17 +154,18 @@ def verify_openvino(
     """Run the IR at `xml_path` (its `.bin` beside it) on `images` and compare it with `model`.
 
     Arguments as `keras_pvt.export.verify_tflite`; `inference_precision` ("float32"/"bfloat16")
-    is the precision OpenVINO computes in, `label` the precision named in the report. The
-    report's `op_histogram` counts the layer types the CPU plugin runs after its own fusions.
+    is the precision OpenVINO computes in, `label` the precision named in the report and whose
+    default bounds fill those left None (None: the `inference_precision`'s). The report's
+    `op_histogram` counts the layer types the CPU plugin runs after its own fusions.
     """
+    mode = label or inference_precision
+    bounds = resolve_bounds("openvino", mode, tolerance, min_top1, min_pixel_agreement)
     path = os.fspath(xml_path)
     images = np.asarray(images, np.float32)
     runner = OpenVINORunner(path, threads, inference_precision)
     exported = runner(images)
     reference = _keras_outputs(model, images)
-    max_diff, mean_diff, top1, agreement, failures = _comparison(
-        model, reference, exported, dense, masks, ignore_label
-    )
+    figures = _comparison(model, reference, exported, dense, masks, ignore_label, bounds.max_relative_error)
     latency = runner.latency_ms(images[0], runs)
     weights = os.path.splitext(path)[0] + ".bin"
     report = VerificationReport(
@@ -173,19 +176,14 @@ def verify_openvino(
         input_dtype="float32",
         sample_shape=list(images.shape),
         output_names=list(exported),
-        max_abs_diff=max_diff,
-        mean_abs_diff=mean_diff,
-        top1_agreement=top1,
         latency_ms_median=latency,
         latency_runs=runs,
         threads=threads,
         latency_input_shape=runner.last_shape,
-        tolerance=tolerance,
         op_histogram=runtime_op_counts(runner.compiled),
         quantize=label,
-        dense=agreement,
-        min_pixel_agreement=min_pixel_agreement,
-        failures=failures,
+        **figures.report_fields(),
+        **bound_fields(bounds),
     )
-    _check_tolerance(report, min_top1)
+    judge(report)
     return report

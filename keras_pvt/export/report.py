@@ -58,27 +58,58 @@ def _dense_lines(dense: Any, minimum: float | None) -> list[str]:
     return lines
 
 
+def _agreement_images(report: Any) -> str:
+    """The images an agreement was judged on, when not all of them."""
+    source = getattr(report, "agreement_source", None)
+    if not source:
+        return ""
+    units = "pixels of the " if getattr(report, "dense", None) is not None else ""
+    return f" of the {units}{report.image_sources[source]} {source.replace('_', '-')} images"
+
+
+def _sources(report: Any) -> str:
+    """Where the verification images came from, when more than one source was used."""
+    sources = getattr(report, "image_sources", None) or {}
+    named = [f"{count} {name.replace('_', ' ')}" for name, count in sources.items() if count]
+    if len(named) > 1:
+        return f" ({', '.join(named)}; relative error: the larger of theirs)"
+    return f" ({named[0]})" if named else ""
+
+
 def format_report(report: Any) -> str:
     """Human-readable multi-line summary of a `VerificationReport`."""
     shape = "x".join("?" if d is None else str(d) for d in report.input_shape)
     lines = [
         f"{report.format} {report.path}" + (f" [{report.quantize}]" if report.quantize else ""),
-        f"  status            {'OK' if report.ok else 'FAILED'}",
+        f"  status            {report.status}",
         f"  size              {_size(report.size_bytes)} ({report.size_bytes:,} bytes)",
         f"  input             {shape} {report.input_dtype}",
         f"  outputs           {', '.join(report.output_names)}",
         f"  samples           {report.sample_shape[0]} images of "
-        f"{report.sample_shape[1]}x{report.sample_shape[2]}",
+        f"{report.sample_shape[1]}x{report.sample_shape[2]}" + _sources(report),
     ]
-    for name, value in report.max_abs_diff.items():
+    bound = report.max_relative_error
+    for name, value in report.relative_error.items():
         lines.append(
-            f"  max|diff| {name:<8} {value:.3g} (mean {report.mean_abs_diff[name]:.3g})"
-            + (f", tolerance {report.tolerance:g}" if report.tolerance is not None else "")
+            f"  rel. error {name:<7} {value:.3g}" + (f" (bound {bound:.3g})" if bound is not None else "")
         )
+    for name, value in report.max_abs_diff.items():
+        lines.append(f"  max|diff| {name:<8} {value:.3g} (mean {report.mean_abs_diff[name]:.3g})")
     if report.top1_agreement is not None:
-        lines.append(f"  top-1 agreement   {100 * report.top1_agreement:.1f}%")
+        minimum = report.min_top1
+        lines.append(
+            f"  top-1 agreement   {100 * report.top1_agreement:.1f}%"
+            + _agreement_images(report)
+            + (f" (required {100 * minimum:.1f}%)" if minimum is not None else "")
+        )
     if getattr(report, "dense", None) is not None:
         lines.extend(_dense_lines(report.dense, report.min_pixel_agreement))
+    if report.near_tie_fraction is not None:
+        units = "pixels" if report.dense is not None else "images"
+        judged = _agreement_images(report) or f" of the {units}"
+        lines.append(f"  near ties         {100 * report.near_tie_fraction:.1f}%{judged}")
+    if report.inconclusive:
+        lines.append(f"  INCONCLUSIVE: {report.inconclusive}")
     threads = f", {report.threads} threads" if report.threads else ""
     latency_shape = "x".join(map(str, report.latency_input_shape))
     lines.append(

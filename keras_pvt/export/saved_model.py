@@ -12,15 +12,13 @@ import tensorflow as tf
 
 import keras_pvt.kernels as kernels
 from keras_pvt._safe_write import SAVED_MODEL, staged_output
-from keras_pvt.export.dense import DEFAULT_IGNORE_LABEL, DEFAULT_MIN_PIXEL_AGREEMENT
+from keras_pvt.export.dense import DEFAULT_IGNORE_LABEL
 from keras_pvt.export.errors import VerificationError
-from keras_pvt.export.images import DEFAULT_IMAGE_SIZE, random_images
+from keras_pvt.export.images import DEFAULT_VERIFY_IMAGES, verification_images
 from keras_pvt.export.signature import INPUT_NAME, SIGNATURE_KEY, serving_function
 from keras_pvt.export.verify import VerificationReport, verify_saved_model
-from keras_pvt.images import parse_image_size, takes_raw_pixels
+from keras_pvt.images import parse_image_size
 from keras_pvt.kernels.table import KernelTable
-
-SAVED_MODEL_TOLERANCE = 1e-4  # same TF graph: any larger difference means a broken export
 
 
 def input_spec(
@@ -86,12 +84,12 @@ def export_and_verify_saved_model(
     *,
     image_size: int | Sequence[int] | None = None,
     batch_size: int | None = None,
-    num_images: int = 4,
+    num_images: int = DEFAULT_VERIFY_IMAGES,
     runs: int = 10,
-    tolerance: float | None = SAVED_MODEL_TOLERANCE,
+    tolerance: float | None = None,
     min_top1: float | None = None,
     masks: Any = None,
-    min_pixel_agreement: float | None = DEFAULT_MIN_PIXEL_AGREEMENT["none"],
+    min_pixel_agreement: float | None = None,
     dense: bool | None = None,
     ignore_label: int | None = DEFAULT_IGNORE_LABEL,
     overwrite: bool = False,
@@ -102,14 +100,14 @@ def export_and_verify_saved_model(
     `image_size`, 224x224 when dynamic; raw pixels for a model that normalises itself). Returns the
     `VerificationReport`; a failed verification raises `VerificationError` and leaves `path` as it
     was. `overwrite`: as in `export_saved_model`.
-    For a segmenter, `masks` (ground truth of `images`), `min_pixel_agreement`, `dense` and
-    `ignore_label` are those of `verify_saved_model`.
+    The bounds (`tolerance`: the largest relative error, `min_top1`, `min_pixel_agreement`; None =
+    the SavedModel's default) and, for a segmenter, `masks` (ground truth of `images`), `dense`
+    and `ignore_label` are those of `verify_saved_model`.
     """
     spec = input_spec(model, image_size, batch_size)
     if images is None:
-        size = tuple(spec.shape[1:3]) if None not in spec.shape[1:3] else DEFAULT_IMAGE_SIZE
-        count, raw = max(num_images, batch_size or 1), takes_raw_pixels(model)
-        images = random_images(count, size, spec.shape[3], raw_pixels=raw)
+        size = tuple(spec.shape[1:3]) if None not in spec.shape[1:3] else None
+        images = verification_images(model, spec, size, num_images)
     with staged_output(path, SAVED_MODEL, overwrite=overwrite) as stage:
         _write(model, stage, spec)
         report = verify_saved_model(

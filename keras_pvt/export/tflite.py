@@ -27,15 +27,19 @@ import numpy as np
 
 from keras_pvt._keywords import replace_fields
 from keras_pvt._safe_write import TFLITE, check_output, scratch_folder, staged_output
-from keras_pvt.export.dense import DEFAULT_IGNORE_LABEL, DEFAULT_MIN_PIXEL_AGREEMENT
+from keras_pvt.export.dense import DEFAULT_IGNORE_LABEL
 from keras_pvt.export.errors import ExportError, UnsupportedOpsError, VerificationError
-from keras_pvt.export.images import DEFAULT_IMAGE_SIZE, load_images, random_images
+from keras_pvt.export.images import (
+    DEFAULT_VERIFY_IMAGES,
+    check_calibration_images,
+    load_images,
+    verification_images,
+)
 from keras_pvt.export.int8_mixed import quantize_mixed
 from keras_pvt.export.kernel_choice import tflite_kernel_table
 from keras_pvt.export.saved_model import export_saved_model, input_spec
 from keras_pvt.export.verify import DEFAULT_RUNS, VerificationReport, verify_tflite
 from keras_pvt.images import parse_image_size as image_size_pair
-from keras_pvt.images import takes_raw_pixels
 
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8", "int8-full")
 # The modes calibrated on representative data (activations in int8).
@@ -48,16 +52,7 @@ TFLITE_FORMATS = {
     "tflite_int8": "int8",
     "tflite_int8_full": "int8-full",
 }
-# Absolute max-difference tolerance checked by the automatic verification; None = report only.
-DEFAULT_TOLERANCE: dict[str, float | None] = {
-    "none": 1e-3,
-    "float16": None,
-    "dynamic": None,
-    "int8": None,
-    "int8-full": None,
-}
 DEFAULT_CALIBRATION_IMAGES = 32
-DEFAULT_VERIFY_IMAGES = 4
 _TF_OP = re.compile(r"\btf\.([A-Z][A-Za-z0-9_]*)")
 _FLEX_OP = re.compile(r"\bFlex([A-Z][A-Za-z0-9_]*)")
 
@@ -215,7 +210,9 @@ class TFLiteOptions:
             op types XNNPACK has no int8 kernel for float32) or "int8-full" (every op integer);
             both int8 modes are calibrated on `representative_data`.
         representative_data: calibration images for int8 modes: an array, a folder, a tf.data.Dataset or
-            "tfds:NAME:SPLIT" (see `load_images`); the first `num_calibration` images are used.
+            "tfds:NAME:SPLIT" (see `load_images`); the first `num_calibration` images calibrate
+            (refused if all are flat, e.g. black), up to half the verification images are held
+            out from those after them.
         image_size: None keeps height/width dynamic (resize inputs with `resize_tensor_input`); an
             int or (height, width) fixes them. With ``batch_size=1`` the whole graph is static,
             which lets XNNPACK delegate every node.
@@ -251,36 +248,42 @@ class VerifyOptions:
     """How `convert_to_tflite` checks the file it made against the Keras model.
 
     Attributes:
-        verify: run the file with LiteRT on `verify_images` and compare with the model; a failure
-            (non-finite outputs, or max abs diff above `tolerance`) raises `VerificationError`
-            and leaves the output path as it was.
-        verify_images: images for verification; default: up to 4 calibration images, else seeded
-            random images at the conversion's image size (224x224 when dynamic).
+        verify: run the file with LiteRT on the verification images and compare with the model;
+            a failure (non-finite outputs, a bound breached) raises `VerificationError` and leaves
+            the output path as it was.
+        verify_images: images for verification, all used; default: `num_verify` images, for int8
+            modes up to half of them held out from `representative_data` (never calibrated on),
+            the rest seeded random images at the conversion's size (224x224 when dynamic).
+        num_verify: how many verification images are drawn when `verify_images` is None.
         threads, runs: interpreter threads and timed runs for the latency in the report.
-        tolerance: "auto" (1e-3 for "none", report-only for quantised modes), None, or a float.
-        min_top1: if set, verification fails below this top-1 agreement.
+        tolerance: the largest relative error of any output (`keras_pvt.export.bounds`).
+        min_top1: a classifier's smallest top-1 agreement with the model.
         verify_masks: for a segmenter, ground-truth masks (N, H, W) of `verify_images`: the report
             adds the Keras model's and the file's mIoU against them.
-        min_pixel_agreement: for a segmenter, the smallest fraction of pixels whose argmax matches
-            Keras: "auto" (`dense.DEFAULT_MIN_PIXEL_AGREEMENT` of the mode), None, or a float.
+        min_pixel_agreement: a segmenter's smallest fraction of pixels whose argmax matches Keras.
         dense: per-pixel verification; None = when the model is a keras-pvt segmenter.
         ignore_label: mask value left out of the mIoU against `verify_masks`.
+
+    The three bounds left None take the mode's default (`keras_pvt.export.bounds.DEFAULT_BOUNDS`).
     """
 
     verify: bool = True
     verify_images: Any = None
+    num_verify: int = DEFAULT_VERIFY_IMAGES
     threads: int | None = 2
     runs: int = DEFAULT_RUNS
-    tolerance: float | str | None = "auto"
+    tolerance: float | None = None
     min_top1: float | None = None
     verify_masks: Any = None
-    min_pixel_agreement: float | str | None = "auto"
+    min_pixel_agreement: float | None = None
     dense: bool | None = None
     ignore_label: int | None = DEFAULT_IGNORE_LABEL
 
     def __post_init__(self) -> None:
         if self.verify_masks is not None and self.verify_images is None:
             raise ValueError("`verify_masks` are the masks of `verify_images`: give both.")
+        if not isinstance(self.num_verify, int) or self.num_verify < 1:
+            raise ValueError(f"`num_verify` must be a positive int, got {self.num_verify!r}.")
 
 
 def convert_to_tflite(
@@ -312,15 +315,16 @@ def convert_to_tflite(
     size = image_size_pair(options.image_size)
     spec = input_spec(model, size, options.batch_size)
     data_size = size or _built_size(spec)
-    calibration = _calibration_images(options, data_size, model)
-    samples = _verification_images(checks, calibration, data_size, spec, options, model)
+    calibration, held_out = _representative_images(options, checks, data_size, model)
+    samples = _verification_images(checks, held_out, data_size, spec, options, model)
 
     start = time.perf_counter()
     with staged_output(output_path, TFLITE, overwrite=overwrite) as stage:
         flatbuffer = _flatbuffer(model, output_path, options, size, calibration)
         seconds = time.perf_counter() - start
         stage.write_bytes(flatbuffer)
-        report = _verify(stage, model, samples, checks, options.quantize, output_path)
+        sources = _image_sources(checks, held_out, samples)
+        report = _verify(stage, model, samples, checks, options.quantize, output_path, sources)
     float_ops, int8_ops = _op_types(flatbuffer)
     return ConversionResult(
         path=os.fspath(output_path),
@@ -336,19 +340,26 @@ def convert_to_tflite(
     )
 
 
-def _calibration_images(
-    options: TFLiteOptions, size: tuple[int, int] | None, model: Any
-) -> np.ndarray | None:
+def _representative_images(
+    options: TFLiteOptions, checks: VerifyOptions, size: tuple[int, int] | None, model: Any
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(calibration, held-out) images of an int8 mode: the first `num_calibration` representative
+    images calibrate, up to half of `num_verify` after them are held out for verification."""
     if options.quantize not in CALIBRATED_MODES:
-        return None
-    return load_images(
+        return None, None
+    drawn = checks.verify and checks.verify_images is None
+    held = checks.num_verify - checks.num_verify // 2 if drawn else 0
+    images = load_images(
         options.representative_data,
         image_size=size,
-        limit=options.num_calibration,
+        limit=options.num_calibration + held,
         preprocess=options.preprocess,
         data_dir=options.data_dir,
         model=model,
     )
+    calibration = images[: options.num_calibration]
+    check_calibration_images(calibration)
+    return calibration, images[options.num_calibration :]
 
 
 def _flatbuffer(
@@ -403,12 +414,11 @@ def _verify(
     checks: VerifyOptions,
     quantize: str,
     output_path: str | os.PathLike,
+    image_sources: dict[str, int] | None = None,
 ) -> VerificationReport | None:
     """The verification report of the staged file (None when skipped); a failure raises."""
     if not checks.verify:
         return None
-    tolerance = DEFAULT_TOLERANCE[quantize] if checks.tolerance == "auto" else checks.tolerance
-    minimum = checks.min_pixel_agreement
     masks = None if checks.verify_masks is None else np.asarray(checks.verify_masks)[: len(samples)]
     report = verify_tflite(
         stage,
@@ -416,13 +426,14 @@ def _verify(
         samples,
         threads=checks.threads,
         runs=checks.runs,
-        tolerance=tolerance,
+        tolerance=checks.tolerance,
         min_top1=checks.min_top1,
         quantize=quantize,
         masks=masks,
-        min_pixel_agreement=DEFAULT_MIN_PIXEL_AGREEMENT[quantize] if minimum == "auto" else minimum,
+        min_pixel_agreement=checks.min_pixel_agreement,
         dense=checks.dense,
         ignore_label=checks.ignore_label,
+        image_sources=image_sources,
     )
     report.path = os.fspath(output_path)
     if not report.ok:
@@ -439,7 +450,7 @@ def _built_size(spec: Any) -> tuple[int, int] | None:
 
 def _verification_images(
     checks: VerifyOptions,
-    calibration: np.ndarray | None,
+    held_out: np.ndarray | None,
     size: tuple[int, int] | None,
     spec: Any,
     options: TFLiteOptions,
@@ -447,22 +458,23 @@ def _verification_images(
 ) -> np.ndarray | None:
     if not checks.verify:
         return None
-    batch = spec.shape[0] or 1
-    if checks.verify_images is not None:
-        images = load_images(
-            checks.verify_images,
-            image_size=size,
-            preprocess=options.preprocess,
-            data_dir=options.data_dir,
-            model=model,
-        )
-    elif calibration is not None:
-        images = calibration[: max(DEFAULT_VERIFY_IMAGES, batch)]
-    else:
-        count = max(DEFAULT_VERIFY_IMAGES, batch)
-        raw = takes_raw_pixels(model)
-        images = random_images(count, size or DEFAULT_IMAGE_SIZE, spec.shape[3], raw_pixels=raw)
-    usable = len(images) - len(images) % batch
-    if usable < 1:
-        raise ValueError(f"Verification needs at least {batch} images for the fixed batch {batch}.")
-    return images[:usable]
+    return verification_images(
+        model,
+        spec,
+        size,
+        checks.num_verify,
+        given=checks.verify_images,
+        held_out=held_out,
+        preprocess=options.preprocess,
+        data_dir=options.data_dir,
+    )
+
+
+def _image_sources(
+    checks: VerifyOptions, held_out: np.ndarray | None, samples: np.ndarray | None
+) -> dict[str, int] | None:
+    """How many verification images are held out (first) and generated; None for given images."""
+    if samples is None or checks.verify_images is not None:
+        return None
+    held = min(0 if held_out is None else len(held_out), len(samples))
+    return {"held_out": held, "generated": len(samples) - held}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import itertools
 import os
 import statistics
 import time
@@ -20,6 +21,14 @@ import tensorflow as tf
 
 from keras_pvt._litert_private import ops_details
 from keras_pvt.export._files import size_on_disk
+from keras_pvt.export.bounds import (
+    Bounds,
+    agreement_undecided,
+    near_tie_fraction,
+    relative_error,
+    resolve_bounds,
+    tie_error,
+)
 from keras_pvt.export.dense import (
     DEFAULT_IGNORE_LABEL,
     DenseAgreement,
@@ -31,11 +40,22 @@ from keras_pvt.export.signature import SIGNATURE_KEY, serving_function
 
 DEFAULT_RUNS = 10
 WARMUP_RUNS = 2
+HELD_OUT = "held_out"  # the image source an agreement is judged on when it has images
 
 
 @dataclasses.dataclass
 class VerificationReport:
-    """What verification measured; `ok` is False when any entry of `failures` was recorded."""
+    """What verification measured and the bounds it was held to.
+
+    `status` is "FAILED" when any entry of `failures` was recorded (`ok` is then False),
+    "INCONCLUSIVE" when the agreement could not judge the file (`inconclusive` says why) and the
+    relative error passed, else "OK". `relative_error` and `near_tie_fraction` are defined in
+    `keras_pvt.export.bounds`; the near ties count images, or pixels for a segmenter. With
+    `image_sources` (how many images, in order, came from each source: held-out, generated) an
+    output's relative error is the largest of the sources', so neither hides the other, and the
+    agreement is judged on the held-out images when there are any (`agreement_source`): images of
+    the user's kind, which the model tells apart.
+    """
 
     path: str
     format: str
@@ -51,7 +71,12 @@ class VerificationReport:
     latency_runs: int
     threads: int | None
     latency_input_shape: list[int]
-    tolerance: float | None = None
+    relative_error: dict[str, float] = dataclasses.field(default_factory=dict)
+    image_sources: dict[str, int] | None = None
+    agreement_source: str | None = None
+    near_tie_fraction: float | None = None
+    max_relative_error: float | None = None
+    min_top1: float | None = None
     op_histogram: dict[str, int] = dataclasses.field(default_factory=dict)
     float_ops: dict[str, int] = dataclasses.field(default_factory=dict)
     delegate_partitions: int | None = None
@@ -59,6 +84,7 @@ class VerificationReport:
     quantize: str | None = None
     dense: DenseAgreement | None = None
     min_pixel_agreement: float | None = None
+    inconclusive: str | None = None
     failures: list[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -66,15 +92,45 @@ class VerificationReport:
         return not self.failures
 
     @property
+    def status(self) -> str:
+        if self.failures:
+            return "FAILED"
+        return "INCONCLUSIVE" if self.inconclusive else "OK"
+
+    @property
     def max_abs_diff_overall(self) -> float:
         return max(self.max_abs_diff.values()) if self.max_abs_diff else float("nan")
 
+    @property
+    def relative_error_overall(self) -> float:
+        return max(self.relative_error.values()) if self.relative_error else float("nan")
+
     def to_dict(self) -> dict[str, Any]:
         return {
+            "status": self.status,
             **dataclasses.asdict(self),
             "ok": self.ok,
             "max_abs_diff_overall": self.max_abs_diff_overall,
+            "relative_error_overall": self.relative_error_overall,
         }
+
+
+@dataclasses.dataclass
+class Comparison:
+    """The figures of one comparison of an export's outputs with the Keras model's."""
+
+    max_abs_diff: dict[str, float]
+    mean_abs_diff: dict[str, float]
+    relative_error: dict[str, float]
+    agreement_source: str | None
+    top1_agreement: float | None
+    near_tie_fraction: float | None
+    dense: DenseAgreement | None
+    failures: list[str]
+
+    def report_fields(self) -> dict[str, Any]:
+        """The `VerificationReport` fields these figures fill."""
+        return dataclasses.asdict(self) | {"dense": self.dense, "failures": list(self.failures)}
 
 
 # ---------------------------------------------------------------------------------- comparison
@@ -84,17 +140,45 @@ def _keras_outputs(model: Any, images: np.ndarray) -> dict[str, np.ndarray]:
     return {name: np.asarray(value, dtype=np.float32) for name, value in outputs.items()}
 
 
+def _source_slices(sources: Mapping[str, int] | None, count: int) -> list[slice]:
+    """The images of each source as slices of the batch (one slice of all without sources)."""
+    if not sources:
+        return [slice(0, count)]
+    if sum(sources.values()) != count:
+        raise ValueError(f"`image_sources` {dict(sources)} do not add up to the {count} images.")
+    ends = np.cumsum([0, *sources.values()])
+    return [slice(int(a), int(b)) for a, b in itertools.pairwise(ends) if b > a]
+
+
+def _agreement_part(sources: Mapping[str, int] | None, count: int) -> tuple[str | None, slice]:
+    """(source, slice) of the images an agreement is judged on: the held-out ones if any, else all."""
+    if not sources or not sources.get(HELD_OUT):
+        return None, slice(0, count)
+    start = 0
+    for name, size in sources.items():
+        if name == HELD_OUT:
+            return HELD_OUT, slice(start, start + size)
+        start += size
+    raise AssertionError("unreachable: HELD_OUT is among the sources")
+
+
 def _compare(
-    reference: Mapping[str, np.ndarray], exported: Mapping[str, np.ndarray]
-) -> tuple[dict[str, float], dict[str, float], float | None, list[str]]:
-    """Per-output max / mean abs difference, top-1 agreement of class scores, and failures."""
+    reference: Mapping[str, np.ndarray],
+    exported: Mapping[str, np.ndarray],
+    bound: float,
+    sources: Mapping[str, int] | None = None,
+) -> Comparison:
+    """Per-output max / mean abs difference and relative error (the largest of the `sources`'),
+    the top-1 agreement of class scores (outputs of shape (N, classes)) and their near ties
+    (`bounds.tie_error` of the relative error and its `bound`), and failures."""
     failures: list[str] = []
     if len(reference) == 1 and len(exported) == 1:  # a lone output may be unnamed ("output_0")
         exported = {next(iter(reference)): next(iter(exported.values()))}
     missing = sorted(set(reference) - set(exported))
     if missing:
         failures.append(f"outputs {missing} are missing from the export (it has {sorted(exported)}).")
-    max_diff, mean_diff, agreements = {}, {}, []
+    max_diff, mean_diff, relative, agreements, ties = {}, {}, {}, [], []
+    source, part = None, slice(None)
     for name in reference:
         if name not in exported:
             continue
@@ -112,10 +196,15 @@ def _compare(
         diff = np.abs(ref.astype(np.float64) - out.astype(np.float64))
         max_diff[name] = float(np.nan_to_num(diff, nan=np.inf).max())
         mean_diff[name] = float(np.nan_to_num(diff, nan=np.inf).mean())
+        slices = _source_slices(sources, len(ref))
+        relative[name] = max(relative_error(ref[group], out[group]) for group in slices)
+        source, part = _agreement_part(sources, len(ref))
         if ref.ndim == 2 and ref.shape[1] > 1:
-            agreements.append(float(np.mean(ref.argmax(-1) == out.argmax(-1))))
+            agreements.append(float(np.mean(ref[part].argmax(-1) == out[part].argmax(-1))))
+            ties.append(near_tie_fraction(ref[part], tie_error(relative[name], bound)))
     top1 = float(np.mean(agreements)) if agreements else None
-    return max_diff, mean_diff, top1, failures
+    near_ties = float(max(ties)) if ties else None
+    return Comparison(max_diff, mean_diff, relative, source, top1, near_ties, None, failures)
 
 
 def _comparison(
@@ -125,15 +214,29 @@ def _comparison(
     dense: bool | None,
     masks: Any,
     ignore_label: int | None,
-) -> tuple[dict[str, float], dict[str, float], float | None, DenseAgreement | None, list[str]]:
-    """`_compare`, plus the per-pixel comparison for a segmenter (`dense`; None = auto)."""
-    max_diff, mean_diff, top1, failures = _compare(reference, exported)
+    bound: float,
+    sources: Mapping[str, int] | None = None,
+) -> Comparison:
+    """`_compare`, plus the per-pixel comparison for a segmenter (`dense`; None = auto): its
+    agreement is per pixel (no top-1), its near ties are pixels."""
+    figures = _compare(reference, exported, bound, sources)
     if not (is_dense_model(model) if dense is None else dense):
         if masks is not None:
             raise ValueError("Ground-truth masks apply to segmenters only (per-pixel logits).")
-        return max_diff, mean_diff, top1, None, failures
+        return figures
+    count = len(next(iter(reference.values())))
+    figures.agreement_source, part = _agreement_part(sources, count)
+    reference = {name: value[part] for name, value in reference.items()}
+    exported = {name: np.asarray(value)[part] for name, value in exported.items()}
+    masks = None if masks is None else np.asarray(masks)[part]
     agreement, problems = dense_agreement(reference, exported, masks, ignore_label)
-    return max_diff, mean_diff, None, agreement, failures + problems
+    figures.top1_agreement, figures.dense = None, agreement
+    figures.failures.extend(problems)
+    figures.near_tie_fraction = None
+    if agreement is not None:
+        (logits,), (error,) = reference.values(), figures.relative_error.values()
+        figures.near_tie_fraction = near_tie_fraction(logits, tie_error(error, bound))
+    return figures
 
 
 def median_ms(call: Callable[[], Any], runs: int, warmup: int = WARMUP_RUNS) -> float:
@@ -150,19 +253,47 @@ def median_ms(call: Callable[[], Any], runs: int, warmup: int = WARMUP_RUNS) -> 
     return float(statistics.median(times))
 
 
-def _check_tolerance(report: VerificationReport, min_top1: float | None) -> None:
-    if report.dense is not None:
-        report.failures.extend(dense_failures(report.dense, report.min_pixel_agreement))
-    tol = report.tolerance
-    if tol is not None:
-        for name, value in report.max_abs_diff.items():
-            if not value <= tol:
+def bound_fields(bounds: Bounds) -> dict[str, float]:
+    """The `VerificationReport` fields that record `bounds`."""
+    return {
+        "max_relative_error": bounds.max_relative_error,
+        "min_top1": bounds.min_top1,
+        "min_pixel_agreement": bounds.min_pixel_agreement,
+    }
+
+
+def judge(report: VerificationReport) -> None:
+    """Hold the report's figures to its bounds: each breach is a failure; an agreement that near
+    ties could pull below its minimum does not judge (`inconclusive`), the relative error decides."""
+    bound = report.max_relative_error
+    if bound is not None:
+        for name, value in report.relative_error.items():
+            if not value <= bound:
                 report.failures.append(
-                    f"output {name!r}: max abs difference {value:.3g} exceeds the tolerance {tol:g}."
+                    f"output {name!r}: relative error {value:.3g} exceeds the bound {bound:.3g}."
                 )
-    top1 = report.top1_agreement
-    if min_top1 is not None and top1 is not None and top1 < min_top1:
-        report.failures.append(f"top-1 agreement {top1:.3f} is below the required {min_top1:.3f}.")
+    if report.dense is not None:
+        what, agreement, minimum = "pixel", report.dense.pixel_agreement, report.min_pixel_agreement
+    else:
+        what, agreement, minimum = "top-1", report.top1_agreement, report.min_top1
+    if agreement is None or minimum is None:
+        return
+    if agreement_undecided(report.near_tie_fraction, minimum):
+        report.inconclusive = _undecided_reason(what, report.near_tie_fraction, minimum)
+    elif report.dense is not None:
+        report.failures.extend(dense_failures(report.dense, minimum))
+    elif agreement < minimum:
+        report.failures.append(f"top-1 agreement {agreement:.3f} is below the required {minimum:.3f}.")
+
+
+def _undecided_reason(what: str, near_ties: float | None, minimum: float) -> str:
+    units = "pixels" if what == "pixel" else "images"
+    return (
+        f"{what} agreement cannot judge this file: {100 * (near_ties or 0):.1f}% of the {units} "
+        "are near ties (the Keras top-1 margin is small enough for the file's error to flip it), "
+        f"more than the {100 * max(0.0, 1 - minimum):.1f}% the minimum of {100 * minimum:.1f}% "
+        "allows; the relative error decides."
+    )
 
 
 # ---------------------------------------------------------------------------------- TFLite
@@ -328,6 +459,7 @@ def verify_tflite(
     min_pixel_agreement: float | None = None,
     dense: bool | None = None,
     ignore_label: int | None = DEFAULT_IGNORE_LABEL,
+    image_sources: Mapping[str, int] | None = None,
 ) -> VerificationReport:
     """Run `tflite_path` with LiteRT on `images` and compare it with `model`.
 
@@ -337,32 +469,35 @@ def verify_tflite(
         images: float32 model-ready images (N, H, W, C) (see `keras_pvt.export.load_images`).
         threads: interpreter threads for the run and the latency measurement.
         runs: timed invocations (batch 1) for the median latency, after warm-up runs.
-        tolerance: if set, a max abs difference above it is a failure.
-        min_top1: if set, a top-1 agreement below it is a failure.
-        quantize: recorded in the report.
+        tolerance: the largest relative error of any output (`keras_pvt.export.bounds`).
+        min_top1: a classifier's smallest top-1 agreement with the model.
+        quantize: the mode the file was made in: its default bounds (`bounds.DEFAULT_BOUNDS`)
+            fill the three bounds left None; None = unknown, the loosest (int8-full's).
         masks: for a segmenter, ground-truth class masks (N, H, W) of `images`: the report then
             gives the Keras model's and the file's mIoU against them (`ignore_label` not counted).
-        min_pixel_agreement: for a segmenter, a fraction of pixels whose argmax matches Keras
-            below it is a failure.
+        min_pixel_agreement: a segmenter's smallest fraction of pixels whose argmax matches Keras.
         dense: compare per pixel (`report.dense`: pixel agreement, mIoU vs Keras) instead of top-1;
             None = when `model` is a keras-pvt segmenter (`keras_pvt.segmentation.is_segmenter`).
+        image_sources: how many of `images`, in order, came from each source, e.g.
+            ``{"held_out": 8, "generated": 8}``: the relative error is the largest of theirs.
 
-    Returns the `VerificationReport`; it lists non-finite outputs, missing outputs and tolerance
-    breaches in `failures` (check `report.ok`), it does not raise for them.
+    Returns the `VerificationReport`; it lists non-finite outputs, missing outputs and breached
+    bounds in `failures` (check `report.status` / `report.ok`), it does not raise for them.
     """
+    bounds = resolve_bounds("tflite", quantize or "int8-full", tolerance, min_top1, min_pixel_agreement)
     path = os.fspath(tflite_path)
     images = np.asarray(images, np.float32)
     runner = TFLiteRunner(path, threads)
     exported = runner(images)
     reference = _keras_outputs(model, images)
-    max_diff, mean_diff, top1, agreement, failures = _comparison(
-        model, reference, exported, dense, masks, ignore_label
+    figures = _comparison(
+        model, reference, exported, dense, masks, ignore_label, bounds.max_relative_error, image_sources
     )
     latency = runner.latency_ms(images[0], runs)
     partitions, whole = runner.delegation()
     histogram, float_ops = analyze_ops(path)
     if "VAR_HANDLE" in histogram:
-        failures.append(
+        figures.failures.append(
             f"the graph holds {histogram['VAR_HANDLE']} VAR_HANDLE ops: the weights were not frozen "
             "into the file (convert through a SavedModel, not from_concrete_functions)."
         )
@@ -374,24 +509,20 @@ def verify_tflite(
         input_dtype=np.dtype(runner.input["dtype"]).name,
         sample_shape=list(images.shape),
         output_names=list(exported),
-        max_abs_diff=max_diff,
-        mean_abs_diff=mean_diff,
-        top1_agreement=top1,
         latency_ms_median=latency,
         latency_runs=runs,
         threads=threads,
         latency_input_shape=list(runner._shape or []),
-        tolerance=tolerance,
         op_histogram=histogram,
         float_ops=float_ops,
         delegate_partitions=partitions,
         delegated_whole_graph=whole,
         quantize=quantize,
-        dense=agreement,
-        min_pixel_agreement=min_pixel_agreement,
-        failures=failures,
+        image_sources=dict(image_sources) if image_sources else None,
+        **figures.report_fields(),
+        **bound_fields(bounds),
     )
-    _check_tolerance(report, min_top1)
+    judge(report)
     return report
 
 
@@ -411,9 +542,10 @@ def verify_saved_model(
 ) -> VerificationReport:
     """Load `path` with ``tf.saved_model.load`` and compare its `serving_default` with `model`.
 
-    The segmenter arguments (`masks`, `min_pixel_agreement`, `dense`, `ignore_label`) are those of
-    `verify_tflite`.
+    The bounds (None: the SavedModel's defaults, `bounds.DEFAULT_BOUNDS`) and the segmenter
+    arguments (`masks`, `dense`, `ignore_label`) are those of `verify_tflite`.
     """
+    bounds = resolve_bounds("saved_model", "float32", tolerance, min_top1, min_pixel_agreement)
     path = os.fspath(path)
     if not os.path.isdir(path):
         raise FileNotFoundError(f"SavedModel folder {path!r} does not exist.")
@@ -425,9 +557,7 @@ def verify_saved_model(
     chunks = [serve(images=tf.constant(images[i : i + batch])) for i in range(0, len(images), batch)]
     exported = {k: np.concatenate([np.asarray(c[k]) for c in chunks]) for k in chunks[0]}
     reference = _keras_outputs(model, images)
-    max_diff, mean_diff, top1, agreement, failures = _comparison(
-        model, reference, exported, dense, masks, ignore_label
-    )
+    figures = _comparison(model, reference, exported, dense, masks, ignore_label, bounds.max_relative_error)
     single = tf.constant(np.repeat(images[:1], fixed_batch or 1, axis=0))
     report = VerificationReport(
         path=path,
@@ -437,17 +567,12 @@ def verify_saved_model(
         input_dtype=spec.dtype.name,
         sample_shape=list(images.shape),
         output_names=list(exported),
-        max_abs_diff=max_diff,
-        mean_abs_diff=mean_diff,
-        top1_agreement=top1,
         latency_ms_median=median_ms(lambda: serve(images=single), runs),
         latency_runs=runs,
         threads=None,
         latency_input_shape=list(single.shape),
-        tolerance=tolerance,
-        dense=agreement,
-        min_pixel_agreement=min_pixel_agreement,
-        failures=failures,
+        **figures.report_fields(),
+        **bound_fields(bounds),
     )
-    _check_tolerance(report, min_top1)
+    judge(report)
     return report

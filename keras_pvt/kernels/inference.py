@@ -29,6 +29,7 @@ is imported on first use.
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Callable
 from typing import Any
@@ -97,7 +98,7 @@ def compile_inference(
             ``pip install 'keras-pvt[openvino]'``); "auto" (on each new input shape, every
             installed one of these four is built, checked and timed; the fastest is kept).
             "litert", "openvino" and "auto" need ``freeze_weights=True`` and float32.
-            First-call cost, thread-safety and memory: `keras_pvt.engines`, README.
+            First-call cost and thread-safety: `keras_pvt.engines`, docs/performance.md.
         threads: LiteRT and OpenVINO threads (also inside "auto"); None = the CPUs this process
             may use. Refused for TensorFlow's engines (`tf.config.threading` sets theirs).
         engine_cache: with ``engine="auto"``, a JSON file remembering the choice per input shape,
@@ -121,6 +122,7 @@ def compile_inference(
     elif engine != "backend":
         from keras_pvt.engines import compile_engine
 
+        threads = None if threads is None else int(threads)
         return compile_engine(model, engine, checked_images, threads=threads, engine_cache=engine_cache)
     if backend == "jax":
         from keras_pvt.kernels.jax_inference import compile_jax
@@ -220,7 +222,9 @@ def check_engine(
             f"`engine_cache` remembers the choices of engine='auto'; engine={engine!r} chooses "
             "nothing. Drop engine_cache or use engine='auto'."
         )
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+    if threads is not None and (
+        isinstance(threads, (bool, np.bool_)) or not isinstance(threads, numbers.Integral) or threads < 1
+    ):
         raise ValueError(f"`threads` must be a positive int or None, got {threads!r}.")
 
 

@@ -1,4 +1,5 @@
-"""`ImageSizeCheck`: the model's first layer, refusing images below the architecture's minimum size."""
+"""`ImageSizeCheck`: the model's first layer, refusing images below the architecture's minimum size
+(and, where known when called, another channel count than the model's or an empty batch)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ import keras
 from keras import ops
 
 import keras_pvt.kernels as kernels
-from keras_pvt.input_checks import check_image_size, minimum_size_advice
+from keras_pvt.input_checks import (
+    check_image_channels,
+    check_image_size,
+    check_not_empty,
+    minimum_size_advice,
+)
 from keras_pvt.limits import check_arguments
 
 
@@ -21,15 +27,25 @@ class ImageSizeCheck(keras.layers.Layer):
     time (TensorFlow graphs with None dims) fail the run with the same message, through the
     `assert_min_image_size` kernel (`keras_pvt.kernels`). XLA and TFLite drop that assertion: check
     the size before calling such a compiled function (`compile_inference` does).
+
+    A channel count other than the one the layer was built for, and an empty batch, known when
+    called, raise `ValueError` too (not TensorFlow's error from the first convolution).
     """
 
     def __init__(self, min_size: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.min_size = check_arguments("ImageSizeCheck", locals()).min_size
+        self.channels: int | None = None  # the model's channel count, known once built
+
+    def build(self, input_shape: tuple) -> None:
+        channels = input_shape[-1] if len(input_shape) == 4 else None
+        self.channels = channels if isinstance(channels, int) else None
 
     def call(self, inputs: Any) -> Any:
-        height, width = ops.shape(inputs)[1:3]
-        static = [size if isinstance(size, int) else None for size in (height, width)]
+        shape = tuple(dim if isinstance(dim, int) else None for dim in ops.shape(inputs))
+        check_image_channels(shape, self.channels, keras.backend.standardize_dtype(inputs.dtype))
+        check_not_empty(shape)
+        static = list(shape[1:3])
         check_image_size(*static, self.min_size)
         if None not in static:
             return inputs

@@ -2,7 +2,9 @@
 
 Written with `keras.ops` only (every backend). Logits smaller than the masks (a segmenter built with
 ``logits_stride=4``) are resized bilinearly (align_corners=False) to the masks' size first, as
-mmseg's decode heads do in their loss and at evaluation.
+mmseg's decode heads do in their loss and at evaluation. Masks that do not fit the logits (labels
+outside the classes other than the ignore label, fractional float masks, another batch size or
+aspect ratio) are refused (`mask_checks`).
 """
 
 from __future__ import annotations
@@ -12,27 +14,21 @@ from typing import Any
 import keras
 from keras import ops
 
+from keras_pvt.segmentation.mask_checks import checked_masks
+
 IGNORE_LABEL = 255  # mmseg's ignore_index: padding, and "other" after reduce_zero_label
 
 
-def labels_and_logits(y_true: Any, y_pred: Any, ignore_label: int) -> tuple[Any, Any, Any]:
+def labels_and_logits(
+    y_true: Any, y_pred: Any, ignore_label: int, user: str = "SegmentationCrossEntropy"
+) -> tuple[Any, Any, Any]:
     """``(labels int32 (B, H, W) with ignored pixels set to 0, logits float32 (B, H, W, C) at the
-    labels' size, valid (B, H, W) bool)``; a pixel is valid when its label is in ``[0, C)`` and is
-    not `ignore_label` (mmseg's histograms drop any other value too)."""
-    labels = ops.convert_to_tensor(y_true)
-    if len(labels.shape) == 4:  # (B, H, W, 1) masks
-        labels = ops.squeeze(labels, axis=-1)
-    if len(labels.shape) != 3:
-        raise ValueError(f"Segmentation labels must be masks (B, H, W), got shape {tuple(labels.shape)}.")
-    labels = ops.cast(labels, "int32")
-    logits = ops.cast(y_pred, "float32")
-    if len(logits.shape) != 4:
-        raise ValueError(
-            f"Segmentation predictions must be logits (B, H, W, classes), got shape {tuple(logits.shape)}."
-        )
+    labels' size, valid (B, H, W) bool)``, once `mask_checks` found the masks to fit the logits
+    (`user` names the caller in its errors); a pixel is valid when its label is not `ignore_label`."""
+    labels, logits = checked_masks(y_true, y_pred, ignore_label, user)
     logits = resize_to_labels(logits, labels)
     num_classes = logits.shape[-1]
-    valid = ops.logical_and(
+    valid = ops.logical_and(  # the range again: XLA drops graph assertions
         ops.logical_and(labels >= 0, labels < num_classes), ops.not_equal(labels, ignore_label)
     )
     return ops.where(valid, labels, 0), logits, valid
@@ -53,7 +49,8 @@ def resize_to_labels(logits: Any, labels: Any) -> Any:
 @keras.saving.register_keras_serializable(package="keras_pvt")
 class SegmentationCrossEntropy(keras.losses.Loss):
     """Softmax cross-entropy from per-pixel logits, averaged over the pixels whose label is not
-    `ignore_label` (nor outside ``[0, classes)``), over the whole batch; 0 for a batch without one.
+    `ignore_label`, over the whole batch; 0 for a batch without one. Other labels outside
+    ``[0, classes)`` are refused (`ValueError`, or a failing assertion in a graph).
 
     ``y_true``: integer masks (B, H, W) (or (B, H, W, 1)); ``y_pred``: logits (B, h, w, classes),
     resized to (H, W) when smaller. This is PyTorch's ``F.cross_entropy(ignore_index=...)`` mean

@@ -1,15 +1,17 @@
 """Segmentation metrics from per-pixel logits and integer masks: mean IoU and pixel accuracy.
 
-Both follow mmseg's ``IoUMetric`` (``mIoU``, ``aAcc``): the counts are accumulated over every
-batch since the last reset (one epoch in `model.fit`), pixels with the ignore label (or a label
-outside ``[0, classes)``) are left out, logits smaller than the masks are resized bilinearly to
-them first. Written with `keras.ops` only (every backend); the counts are summed over replicas
-under `tf.distribute`. They are float32 variables (exact up to 2**24 per cell, then relative
-error ~1e-7), as in `keras.metrics.MeanIoU`.
+Both follow mmseg's ``IoUMetric`` (``mIoU``, ``aAcc``): the counts are accumulated over every batch
+since the last reset (one epoch in `model.fit`), pixels with the ignore label are left out, logits
+smaller than the masks are resized bilinearly to them first. Masks that do not fit the logits (other
+labels outside ``[0, classes)``, fractional float masks, another batch size or aspect ratio) are
+refused, as by the loss (`mask_checks`). Written with `keras.ops` only (every backend); the counts
+are summed over replicas under `tf.distribute`. They are float32 variables (exact up to 2**24 per
+cell, then relative error ~1e-7), as in `keras.metrics.MeanIoU`.
 """
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import keras
@@ -42,8 +44,10 @@ class MeanIoU(keras.metrics.Metric):
         dtype: Any = None,
     ) -> None:
         super().__init__(name=name, dtype=dtype)
-        if int(num_classes) < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}.")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 1:
+            raise ValueError(
+                f"MeanIoU: num_classes must be an integer >= 1 (the segmenter's), got {num_classes!r}."
+            )
         self.num_classes = int(num_classes)
         self.ignore_label = int(ignore_label)
         self.confusion = self.add_variable(
@@ -57,11 +61,13 @@ class MeanIoU(keras.metrics.Metric):
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
         """Add the (label row, prediction column) counts of this batch."""
         _refuse_weights("MeanIoU", sample_weight)
-        labels, logits, valid = labels_and_logits(y_true, y_pred, self.ignore_label)
-        if logits.shape[-1] != self.num_classes:
+        classes = tuple(ops.shape(y_pred))[-1]
+        if classes != self.num_classes:
             raise ValueError(
-                f"MeanIoU(num_classes={self.num_classes}) got logits with {logits.shape[-1]} classes."
+                f"MeanIoU(num_classes={self.num_classes}) got logits with {classes} classes "
+                f"(shape {tuple(ops.shape(y_pred))}). Give MeanIoU the segmenter's class count."
             )
+        labels, logits, valid = labels_and_logits(y_true, y_pred, self.ignore_label, "MeanIoU")
         predicted = ops.cast(ops.argmax(logits, axis=-1), "int32")
         cells = ops.reshape(labels * self.num_classes + predicted, (-1,))
         counts = ops.segment_sum(
@@ -112,7 +118,7 @@ class PixelAccuracy(keras.metrics.Metric):
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
         _refuse_weights("PixelAccuracy", sample_weight)
-        labels, logits, valid = labels_and_logits(y_true, y_pred, self.ignore_label)
+        labels, logits, valid = labels_and_logits(y_true, y_pred, self.ignore_label, "PixelAccuracy")
         predicted = ops.cast(ops.argmax(logits, axis=-1), "int32")
         valid = ops.cast(valid, "float32")
         self.correct.assign_add(ops.sum(ops.cast(ops.equal(predicted, labels), "float32") * valid))

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
 import keras
+import numpy as np
 
 from keras_pvt.config import PVTV2Config
+from keras_pvt.input_checks import require_image_batches
 from keras_pvt.layers import ResizeBilinearLike
+from keras_pvt.limits import MAX_NUM_CLASSES, MAX_WIDTH, as_int, as_rate
 from keras_pvt.segmentation.backbone import (
     STAGES,
     build_backbone,
@@ -71,14 +75,16 @@ def SemanticFPN(
     (`keras_pvt.preprocess_input`) to float32 logits ``(B, H, W, num_classes)`` (no softmax), the
     output layer named "logits"; the backbone is a nested model (`segmenter_backbone`).
     """
-    _check_options(head, logits_stride, fpn_channels, head_channels, dropout)
+    logits_stride, fpn_channels, head_channels, dropout = _check_options(
+        head, logits_stride, fpn_channels, head_channels, dropout
+    )
     weights = read_segmenter_state(weights)  # a bad file fails before anything is built
     if num_classes is None:
         num_classes = checkpoint_num_classes(weights)
-    if type(num_classes) is not int or num_classes < 1:
-        raise ValueError(
-            f"`num_classes` must be a positive integer (or None with weights=), got {num_classes!r}."
-        )
+    try:
+        num_classes = as_int("num_classes", num_classes, MAX_NUM_CLASSES)
+    except ValueError as error:
+        raise ValueError(f"{error} None takes it from the checkpoint given as weights=.") from None
     variant, features_model = build_backbone(backbone, input_shape, drop_path_rate)
     if backbone_weights is not None:
         load_backbone_weights(features_model, backbone_weights, variant)
@@ -96,7 +102,7 @@ def SemanticFPN(
     model = keras.Model(source, outputs, name=name or default_name)
     if weights is not None:
         load_segmenter_weights(model, weights)
-    return model
+    return require_image_batches(model)
 
 
 def is_segmenter(model: Any) -> bool:
@@ -114,19 +120,24 @@ def is_segmenter(model: Any) -> bool:
     )
 
 
-def _check_options(head: str, logits_stride: int, fpn_channels: int, head_channels: int, dropout: float):
+def _check_options(
+    head: str, logits_stride: int, fpn_channels: int, head_channels: int, dropout: float
+) -> tuple[int, int, int, float]:
+    """The options as plain Python values (NumPy integers and floats accepted), or ValueError."""
     if head not in HEADS:
         raise ValueError(f"`head` must be one of {HEADS}, got {head!r}.")
-    if logits_stride not in LOGITS_STRIDES:
+    if not _is_integral(logits_stride) or logits_stride not in LOGITS_STRIDES:
         raise ValueError(
             f"`logits_stride` must be 1 (logits at the input size) or 4 (the head's stride-4 "
             f"logits), got {logits_stride!r}."
         )
-    for label, value in (("fpn_channels", fpn_channels), ("head_channels", head_channels)):
-        if type(value) is not int or value < 1:
-            raise ValueError(f"`{label}` must be a positive integer, got {value!r}.")
-    if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}.")
+    fpn_channels = as_int("fpn_channels", fpn_channels, MAX_WIDTH)
+    head_channels = as_int("head_channels", head_channels, MAX_WIDTH)
+    return int(logits_stride), fpn_channels, head_channels, as_rate("dropout", dropout)
+
+
+def _is_integral(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 def _model_input(features_model: keras.Model, input_shape: Any, input_tensor: Any) -> Any:

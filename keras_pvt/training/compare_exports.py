@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_pvt.export.images import DEFAULT_VERIFY_IMAGES
 from keras_pvt.export.tflite import TFLITE_FORMATS
 
 DEFAULT_FORMATS = ("saved_model", "tflite_float", "tflite_int8")
@@ -88,7 +89,7 @@ def export_and_compare(
             f"Unknown export format(s) {unknown}; choose from saved_model, {', '.join(TFLITE_FORMATS)}."
         )
     os.makedirs(output, exist_ok=True)
-    sample = images[:8]
+    sample = images[:DEFAULT_VERIFY_IMAGES]
     rows = [keras_row(model, images, labels, keras_path, runs)]
     for name in formats:
         if name == "saved_model":

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import importlib.util
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -20,23 +21,28 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from keras_pvt.segmentation.mask_checks import MASK_ERROR
 from keras_pvt.training import multi_worker, run_folder
 from keras_pvt.training.backup import RunState
 from keras_pvt.training.callbacks import EpochCheckpoint, StopOnNonFiniteLoss
 from keras_pvt.training.options import RunOptions
 from keras_pvt.training.outputs import plot_history, read_history
-from keras_pvt.training.run_folder import BEST_MODEL, CURVES, HISTORY
+from keras_pvt.training.run_folder import BEST_MODEL, CURVES, HISTORY, OUTPUTS
 from keras_pvt.training.strategy import get_strategy, is_chief
+
+LOGS = "logs"  # TensorBoard
+BACKUP = "backup"  # the resume state
 
 
 @dataclasses.dataclass
 class Placement:
-    """Where a process of the run trains and writes: the strategy, its folder and resume state."""
+    """Where a process of the run trains and writes: the strategy and its folders (made only once
+    the data and the model are ready, by `fit_in_run_folder`)."""
 
     strategy: tf.distribute.Strategy
     run_dir: str  # the output folder (chief), or a temporary one (other workers)
     backup_dir: str
-    state: RunState | None
+    chief: bool
 
 
 @dataclasses.dataclass
@@ -87,7 +93,8 @@ class FitOutcome:
 
 def start_run(run: RunOptions) -> Placement:
     """Refuse a finished run's folder, pick the strategy (before any other TensorFlow op:
-    multi-worker collectives need it), prepare this process's folder, seed the data order."""
+    multi-worker collectives need it) and seed the data order. Nothing is written yet: the data
+    are checked first (a refused dataset leaves no run folder behind)."""
     run_folder.refuse_finished(run.output, run.overwrite)
     placement = _place(run)
     if run.seed is not None:
@@ -150,38 +157,67 @@ def fit_in_run_folder(
             model = build(steps)
             if isinstance(place.strategy, tf.distribute.MultiWorkerMirroredStrategy):
                 multi_worker.prepare(model, train.element_spec)
-        checkpoint = EpochCheckpoint(place.run_dir, place.backup_dir, place.state, monitor)
+        before = _our_entries(place.run_dir)
+        checkpoint = EpochCheckpoint(place.run_dir, place.backup_dir, _open_folder(place, run), monitor)
+        first_epoch = checkpoint.state.epochs_done
         run_folder.start(place.run_dir, info)
         try:
             model.fit(
                 train,
                 validation_data=val,
                 epochs=run.epochs,
-                initial_epoch=checkpoint.state.epochs_done,
+                initial_epoch=first_epoch,
                 steps_per_epoch=steps if run.steps_per_epoch else None,
                 callbacks=[StopOnNonFiniteLoss(), checkpoint, *_tensorboard(place.run_dir), *callbacks],
                 shuffle=False,  # the pipeline shuffles
                 verbose=verbose,
             )
         except tf.errors.InvalidArgumentError as error:
-            raise _explain_data_error(error) from error
+            explained = _explain_data_error(error)
+            if explained is not error and checkpoint.state.epochs_done == first_epoch:
+                _remove_new_entries(place.run_dir, before)  # refused data: this call leaves nothing
+            raise explained from error
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
     return _finish(checkpoint, model, place, run.output, monitor, evaluate)
 
 
 def _place(run: RunOptions) -> Placement:
-    """Pick the strategy, make this process's folder and clean it, read the state to resume."""
+    """Pick the strategy and this process's folders (a temporary one for non-chief workers)."""
     strategy = run.strategy
     if not isinstance(strategy, tf.distribute.Strategy):
         strategy = get_strategy(strategy, run.tpu)
     chief = is_chief(strategy)
     run_dir = run.output if chief else tempfile.mkdtemp(prefix="keras_pvt_worker_")
-    os.makedirs(run_dir, exist_ok=True)
-    backup_dir = os.path.join(run.output, "backup", *_worker_suffix(strategy))
+    backup_dir = os.path.join(run.output, BACKUP, *_worker_suffix(strategy))
+    return Placement(strategy, run_dir, backup_dir, chief)
+
+
+def _open_folder(place: Placement, run: RunOptions) -> RunState | None:
+    """Make this process's folder, clean what a killed run left, read the state to resume."""
+    os.makedirs(place.run_dir, exist_ok=True)
     resume = run.resume and not run.overwrite
-    state = run_folder.prepare(run_dir, backup_dir, resume=resume, check_best=chief)
-    return Placement(strategy, run_dir, backup_dir, state)
+    return run_folder.prepare(place.run_dir, place.backup_dir, resume=resume, check_best=place.chief)
+
+
+def _our_entries(run_dir: str) -> set[str]:
+    """The names of a run's files and folders that `run_dir` holds now ("." for the folder itself)."""
+    if not os.path.isdir(run_dir):
+        return set()
+    return {".", *(name for name in (*OUTPUTS, LOGS, BACKUP) if os.path.exists(os.path.join(run_dir, name)))}
+
+
+def _remove_new_entries(run_dir: str, before: set[str]) -> None:
+    """Remove the run's files and folders that this call made in `run_dir` (not in `before`),
+    and `run_dir` itself if this call made it and it is now empty."""
+    for name in {*OUTPUTS, LOGS, BACKUP} - before:
+        path = os.path.join(run_dir, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.lexists(path):
+            os.remove(path)
+    if "." not in before:
+        _remove_if_empty(run_dir)
 
 
 def _finish(
@@ -193,7 +229,7 @@ def _finish(
     evaluate: Callable[[keras.Model, Placement], dict[str, Any]] | None,
 ) -> FitOutcome:
     """Plot, load the best model, mark the run finished and delete its resume state."""
-    chief = place.run_dir == output
+    chief = place.chief
     history = read_history(checkpoint.history_path)
     curves = plot_history(history, os.path.join(place.run_dir, CURVES)) if chief else None
     best_model = model
@@ -210,7 +246,7 @@ def _finish(
     run_folder.finish(place.run_dir, place.backup_dir, results)
     if not chief:
         shutil.rmtree(place.run_dir, ignore_errors=True)  # the temporary folder made for this worker
-    _remove_if_empty(os.path.join(output, "backup"))  # each worker removed its own sub-folder
+    _remove_if_empty(os.path.join(output, BACKUP))  # each worker removed its own sub-folder
     return FitOutcome(
         model=best_model,
         history=history,
@@ -239,14 +275,27 @@ def _worker_suffix(strategy: tf.distribute.Strategy) -> list[str]:
 def _tensorboard(run_dir: str) -> list[keras.callbacks.Callback]:
     if importlib.util.find_spec("tensorboard") is None:
         return []
-    return [keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"))]
+    return [keras.callbacks.TensorBoard(os.path.join(run_dir, LOGS))]
 
 
 def _explain_data_error(error: tf.errors.InvalidArgumentError) -> Exception:
+    """A `ValueError` saying what is wrong with the data (a mask check's assertion, an image that
+    failed to decode), or `error` itself when it is about something else."""
     message = str(error)
+    assertion = re.search(rf"assertion failed: (\[{MASK_ERROR}.*)", message)
+    if assertion:
+        return ValueError(_assertion_text(assertion.group(1)))
     if any(word in message.lower() for word in ("decode", "jpeg", "png", "image")):
         return ValueError(
             "An image failed to decode while training: "
             f"{message.splitlines()[0][:300]}. Remove or re-encode the broken file(s)."
         )
     return error
+
+
+def _assertion_text(data: str) -> str:
+    """TensorFlow's printed assertion data (``[text] [9] [2 8 16]``) as one sentence: items
+    joined by spaces, shapes in parentheses, no space before punctuation."""
+    items = re.findall(r"\[(.*?)\](?= \[|$)", data)
+    items = [f"({item})" if re.fullmatch(r"-?\d+( -?\d+)+", item) else item for item in items]
+    return re.sub(r" ([.,;:)])", r"\1", " ".join(items)).replace("\\'", "'")

@@ -17,9 +17,9 @@ from keras_pvt.training.recipe import AdamWSettings, adamw, no_decay_variables
 class SegmentationRecipe(AdamWSettings):
     """Optimisation hyper-parameters; defaults are the paper's ADE20K Semantic FPN recipe.
 
-    The used peak learning rate is ``base_lr * batch / reference_batch`` (the issue's 2e-4 per 16
-    images; the published configs ran 8 GPUs x 4 images = 32 at 2e-4, set ``reference_batch=32``
-    for that scaling). It decays per step as mmcv's ``poly`` policy (``power`` 0.9) to ``min_lr`` 0
+    The used peak learning rate is ``base_lr * batch / reference_batch`` (2e-4 per 16 images;
+    the published configs ran 8 GPUs x 4 images = 32 at 2e-4: set ``reference_batch=32`` for that
+    scaling). It decays per step as mmcv's ``poly`` policy (``power`` 0.9) to ``min_lr`` 0
     over the run, after an optional linear warmup (``warmup_epochs``, from ``warmup_ratio`` times
     the rate; the configs use none). Weight decay 1e-4 is applied to every weight, norms and
     biases included, as those configs set no ``paramwise_cfg``; ``decay_norms_and_biases=False``
