@@ -62,6 +62,8 @@ fixtures:
 	/tmp/pvt-peers/timm/bin/python tests/fixtures/make_channels_reference.py
 	/tmp/pvt-peers/timm/bin/python tests/fixtures/make_torch_pickles.py
 	/tmp/pvt-peers/timm/bin/python tests/fixtures/make_segmentation_reference.py  # mmseg's Semantic FPN
+	/tmp/pvt-peers/timm/bin/python tests/fixtures/make_detection_reference.py  # mmdet's RetinaNet
+	/tmp/pvt-peers/timm/bin/python tests/fixtures/make_detection_loss_reference.py  # mmdet RetinaNet losses, assigner, targets
 
 # `make bench`: keras-pvt side by side with its peers, each in its own venv built by
 # ../shared/peers/setup.sh under /tmp/pvt-peers (PVT_PEERS=DIR elsewhere): timm (also -> ONNX Runtime,

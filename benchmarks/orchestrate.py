@@ -187,7 +187,10 @@ def compare(
                     if cell.error:
                         continue
                     time.sleep(SETTLE_S)  # let the previous worker's spinning threads go idle
-                    reply = workers[label].request({"cmd": "run", "params": params, "iters": count})
+                    try:
+                        reply = workers[label].request({"cmd": "run", "params": params, "iters": count})
+                    except (RuntimeError, OSError) as error:  # the worker died (e.g. killed for memory)
+                        reply = {"error": f"worker died: {error}"}
                     if "error" in reply:
                         cell.error = reply["error"]
                         continue

@@ -22,11 +22,10 @@ from report_common import TOLERANCES, bold, cell, check, errors_of, fastest, fla
 VARIANTS = ("b0", "b2")
 BATCHES = (1, 16)
 ENGINE_LABELS = (
+    ("keras_pvt_default", "ours: compile_inference(model), the default engine"),
     ("keras_pvt_xla", 'ours: compile_inference engine="xla"'),
-    ("keras_pvt_segments", 'ours: compile_inference engine="segments"'),
     ("keras_pvt_litert", 'ours: compile_inference engine="litert"'),
     ("keras_pvt_openvino", 'ours: compile_inference engine="openvino"'),
-    ("keras_pvt_auto", 'ours: compile_inference engine="auto"'),
     ("keras_pvt_tflite", "ours: our float32 .tflite on LiteRT"),
     ("keras_pvt_openvino_ir", "ours: our IR on OpenVINO (f32)"),
 )
@@ -109,7 +108,8 @@ def deploy_section(run: dict[str, Any], checks: list[list[str]]) -> list[str]:
     lines.append(
         "| best of ours / fastest peer | " + " | ".join(_versus(_row(run, v, b)) for v, b in columns) + " | |"
     )
-    lines += ["", *_same_weights_lines(run), *_bf16_lines(run, columns), *_roofline_lines(run)]
+    lines += ["", *_same_weights_lines(run), *_first_call_lines(run, columns)]
+    lines += [*_bf16_lines(run, columns), *_roofline_lines(run)]
     _float32_checks(run, checks)
     return [*lines, ""]
 
@@ -156,6 +156,34 @@ def _same_weights_lines(run: dict[str, Any]) -> list[str]:
             f"weights (each compared with its own framework). {comparison}."
         )
     return ["Same weights:", "", *lines, ""] if lines else []
+
+
+def _first_call_lines(run: dict[str, Any], columns: list[tuple[str, int]]) -> list[str]:
+    """Seconds of each engine's first call per cell (the conversion for a new input shape included),
+    and the default engine's speed over timm -> ONNX -> OpenVINO's."""
+    lines = [
+        "First call of our engines, seconds (a fresh process: building and converting for the shape "
+        "included), and `compile_inference(model)` over timm -> ONNX -> OpenVINO:",
+        "",
+        "| engine | " + " | ".join(f"{v} batch {b}" for v, b in columns) + " |",
+        "|" + "---|" * (len(columns) + 1),
+    ]
+    for label, title in ENGINE_LABELS:
+        if not label.startswith("keras_pvt_") or label in ("keras_pvt_tflite", "keras_pvt_openvino_ir"):
+            continue
+        cells = []
+        for variant, batch in columns:
+            seconds = ((_row(run, variant, batch).get(label) or {}).get("facts") or {}).get("first_call_s")
+            cells.append("n/a" if seconds is None else f"{seconds:.1f}")
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    ratios = []
+    for variant, batch in columns:
+        row = _row(run, variant, batch)
+        ours, peer = row.get("keras_pvt_default") or {}, row.get("timm_openvino") or {}
+        ok = "per_s" in ours and "per_s" in peer
+        ratios.append(f"{ours['per_s'] / peer['per_s']:.2f}x" if ok else "n/a")
+    lines.append("| default / timm -> ONNX -> OpenVINO (speed) | " + " | ".join(ratios) + " |")
+    return [*lines, ""]
 
 
 def _bf16_lines(run: dict[str, Any], columns: list[tuple[str, int]]) -> list[str]:

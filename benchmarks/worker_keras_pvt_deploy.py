@@ -2,9 +2,10 @@
 
 Task keys: "task" ("deploy"), "variant", "cache" (folder for exported files), "threads" (default 2)
 and "runtime":
-  "engine":      `compile_inference(model, freeze_weights=True, engine=task["engine"])`, engine
-                 "xla", "segments", "litert", "openvino" or "auto" (the last three with
-                 `threads=`; facts name the engine "auto" picked);
+  "engine":      `compile_inference(model)` for engine "default", else
+                 `compile_inference(model, engine=task["engine"])` ("xla", "litert", "openvino",
+                 the last two with `threads=`); facts give the first call's seconds (conversion
+                 included);
   "tflite":      our float32 `.tflite` (`keras_pvt.export.convert_to_tflite`, fixed shape, the run's
                  batch) on LiteRT;
   "openvino_ir": our OpenVINO IR (`keras_pvt.export.openvino`, fixed shape, the run's batch) on
@@ -24,6 +25,7 @@ import inspect
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,20 +49,23 @@ Unavailable = worker_protocol.ContestantUnavailableError
 
 
 # The engines that run a converted file with their own thread pool (TensorFlow's engines use its pools).
-THREADED_ENGINES = ("litert", "openvino", "auto")
+THREADED_ENGINES = ("litert", "openvino")
 
 
 def engine_predict(model: Any, engine: str, threads: int):
-    """`compile_inference(model, freeze_weights=True, engine=engine)`, with `threads` where the
-    engine takes them; unavailable without `engine=` or where the engine is refused."""
+    """`compile_inference(model)` for "default" (what a user gets with no other argument), else
+    `compile_inference(model, engine=engine)` with `threads` where the engine takes them;
+    unavailable without `engine=` or where the engine is refused."""
     from keras_pvt import compile_inference
 
+    if engine == "default":
+        return compile_inference(model)
     accepted = inspect.signature(compile_inference).parameters
     if "engine" not in accepted:
         raise Unavailable("compile_inference has no engine= argument in this keras_pvt")
     extra = {"threads": threads} if engine in THREADED_ENGINES and "threads" in accepted else {}
     try:
-        return compile_inference(model, freeze_weights=True, engine=engine, **extra)
+        return compile_inference(model, engine=engine, **extra)
     except (ValueError, ImportError) as error:  # an engine this keras_pvt or machine does not offer
         raise Unavailable(f"compile_inference(engine={engine!r}) refused: {error}") from error
 
@@ -130,9 +135,11 @@ def main() -> None:
             def step() -> Any:
                 return keras.ops.convert_to_numpy(predict(images))
 
-            step()  # builds the engine for this shape (for "auto": measures and picks one)
+            started = time.perf_counter()
+            step()  # builds the engine for this shape (the conversion, for litert and openvino)
+            facts = {"first_call_s": round(time.perf_counter() - started, 2)}
             chosen = getattr(predict, "chosen", {}).get(tuple(images.shape))
-            return step, ({"engine_chosen": chosen} if chosen else {})
+            return step, ({**facts, "engine_chosen": chosen} if chosen else facts)
 
     else:
         export = openvino_exporter()

@@ -1,8 +1,9 @@
 """keras-pvt: PVT-v2 (Pyramid Vision Transformer v2) for Keras 3."""
 
 from keras_pvt import layers, schedules  # registers every serializable object a model can hold
-from keras_pvt.checkpoint_model import from_checkpoint
+from keras_pvt.checkpoints.build import from_checkpoint
 from keras_pvt.config import PVTV2Config
+from keras_pvt.detection import RetinaNet
 from keras_pvt.imagenet import decode_predictions, preprocess_input
 from keras_pvt.inference import compile_inference
 from keras_pvt.model import (
@@ -43,6 +44,7 @@ __all__ = [
     "PVT_V2",
     "PVTV2B2Li",
     "PVTV2Config",
+    "RetinaNet",
     "SemanticFPN",
     "__version__",
     "compile_inference",

@@ -1,6 +1,6 @@
 """The one place that says a part of keras-pvt needs TensorFlow, in one line, when it is not there.
 
-The model, its layers and kernels, checkpoints and `.keras` files work on every Keras backend;
+The model, its layers, checkpoints and `.keras` files work on every Keras backend;
 `keras_pvt.training`, `keras_pvt.data`, `keras_pvt.export` and the `train`, `export` and `demo`
 commands need TensorFlow. Their packages call `require_tensorflow` before importing it, and the CLI
 asks `tensorflow_problem` before importing such a command.

@@ -40,6 +40,8 @@ SAVED_MODEL_ENTRIES = {
 MAX_REPORT_BYTES = 16 * 2**20
 MAX_IR_XML_BYTES = 256 * 2**20
 OPENVINO_IR_MARKER = b"<keras_pvt>"  # the rt_info entry `keras_pvt.export.openvino` writes
+ONNX_MARKER = b"keras-pvt-onnx"  # the doc string `keras_pvt.export.onnx` gives its files
+ONNX_HEAD_BYTES = 4096  # the doc string (field 6) is serialised before the graph
 PRESET_FILES = {"config.json", "metadata.json", "model.weights.h5"}
 PRESET_FORMAT = "keras-pvt-preset"  # the "format" entry of a preset's metadata.json
 _ASIDE = ".old"  # suffix of a previous output folder renamed aside during a swap
@@ -108,6 +110,13 @@ def _is_openvino_bin(path: Path) -> bool:
     return max(ends, default=0) == path.stat().st_size
 
 
+def _is_onnx(path: Path) -> bool:
+    """An ONNX model that keras-pvt wrote: a ModelProto (ir_version first) whose doc string is ours."""
+    with path.open("rb") as handle:
+        head = handle.read(ONNX_HEAD_BYTES)
+    return head[:1] == b"\x08" and ONNX_MARKER in head
+
+
 def _is_export_report(path: Path) -> bool:
     if path.stat().st_size > MAX_REPORT_BYTES:
         return False
@@ -130,69 +139,31 @@ class OutputKind:
     recognise: Callable[[Path], bool]
 
 
+# Each kind: name, folder or file, staging suffix, a path shown in messages, what proves it ours.
 SAVED_MODEL = OutputKind(
-    name="SavedModel folder",
-    directory=True,
-    suffix="",
-    example="saved_model",
-    proof="saved_model.pb and SavedModel files only",
-    recognise=_is_saved_model,
+    "SavedModel folder", True, "", "saved_model", "saved_model.pb and SavedModel files only", _is_saved_model
 )
 TFLITE = OutputKind(
-    name="TFLite file",
-    directory=False,
-    suffix=".tflite",
-    example="model.tflite",
-    proof="the TFL3 flatbuffer identifier",
-    recognise=_is_tflite,
+    "TFLite file", False, ".tflite", "model.tflite", "the TFL3 flatbuffer identifier", _is_tflite
 )
 OPENVINO_XML = OutputKind(
-    name="OpenVINO IR .xml",
-    directory=False,
-    suffix=".xml",
-    example="model.xml",
-    proof="an IR <net> whose rt_info holds keras-pvt's <keras_pvt> entry",
-    recognise=_is_openvino_xml,
+    "OpenVINO IR .xml", False, ".xml", "model.xml", "keras-pvt's <keras_pvt> rt_info entry", _is_openvino_xml
 )
 OPENVINO_BIN = OutputKind(
-    name="OpenVINO IR .bin",
-    directory=False,
-    suffix=".bin",
-    example="model.bin",
-    proof="a keras-pvt IR .xml beside it that names exactly its size",
-    recognise=_is_openvino_bin,
+    "OpenVINO IR .bin", False, ".bin", "model.bin", "our .xml beside it naming its size", _is_openvino_bin
 )
+ONNX = OutputKind("ONNX file", False, ".onnx", "model.onnx", "keras-pvt's marker as its doc string", _is_onnx)
 KERAS_MODEL = OutputKind(
-    name=".keras model",
-    directory=False,
-    suffix=".keras",
-    example="model.keras",
-    proof="a zip with config.json and metadata.json",
-    recognise=_is_keras_archive,
+    ".keras model", False, ".keras", "model.keras", "a zip with config.json, metadata.json", _is_keras_archive
 )
 KERAS_WEIGHTS = OutputKind(
-    name=".weights.h5 file",
-    directory=False,
-    suffix=".weights.h5",
-    example="model.weights.h5",
-    proof="the HDF5 signature",
-    recognise=_is_hdf5,
+    ".weights.h5 file", False, ".weights.h5", "model.weights.h5", "the HDF5 signature", _is_hdf5
 )
 PRESET = OutputKind(
-    name="keras-pvt preset folder",
-    directory=True,
-    suffix="",
-    example="pvt_v2_preset",
-    proof=f"config.json, metadata.json (format {PRESET_FORMAT!r}) and model.weights.h5 only",
-    recognise=_is_preset,
+    "keras-pvt preset folder", True, "", "pvt_v2_preset", "our three files, metadata naming us", _is_preset
 )
 EXPORT_REPORT = OutputKind(
-    name="export report",
-    directory=False,
-    suffix=".json",
-    example="model.report.json",
-    proof="a JSON object with 'path' and 'input_shape'",
-    recognise=_is_export_report,
+    "export report", False, ".json", "model.report.json", "JSON with path and input_shape", _is_export_report
 )
 
 
@@ -203,9 +174,10 @@ def check_output(
 
     Refused (`OutputRefusedError`): a link; the current folder or a parent of it; an input (or a
     folder holding one); a folder where a file goes or a file where a folder goes; anything that is
-    not a previous output of `kind`; a previous output without ``overwrite``. An empty folder or
-    file of the right type holds nothing and is replaced. A missing parent folder raises
-    FileNotFoundError. Stale staging siblings of `path` are cleaned first (`clean_stale`).
+    not a previous output of `kind`, an empty file included (it may be a placeholder the user made);
+    a previous output without ``overwrite``. An empty folder holds nothing and is replaced. A
+    missing parent folder raises FileNotFoundError. Stale staging siblings of `path` are cleaned
+    first (`clean_stale`).
     """
     final = Path(path)
     parent = final.parent
@@ -247,7 +219,7 @@ def _check_existing(final: Path, kind: OutputKind, overwrite: bool) -> bool:
             f"replace one with the other. Give a new path, e.g. "
             f"{str((final if final.is_dir() else final.parent) / kind.example)!r}."
         )
-    if _is_empty(final):
+    if final.is_dir() and not any(final.iterdir()):  # an empty folder holds nothing
         return True
     if not kind.recognise(final):
         raise OutputRefusedError(
@@ -388,7 +360,7 @@ def _commit(stage: Path, final: Path, kind: OutputKind, replacing: bool) -> None
     flush_to_disk(stage)
     if not replacing:
         _publish_new(stage, final)
-    elif kind.directory and not _is_empty(final):
+    elif kind.directory and any(final.iterdir()):
         aside = final.with_name(staging_name(final.name, _ASIDE))
         os.rename(final, aside)
         try:
@@ -437,12 +409,6 @@ def _process_alive(pid: int) -> bool:
     except OSError:  # PermissionError: it runs as another user
         return True
     return True
-
-
-def _is_empty(path: Path) -> bool:
-    if path.is_dir():
-        return not any(path.iterdir())
-    return path.stat().st_size == 0
 
 
 def _remove(path: Path) -> None:

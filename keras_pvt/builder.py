@@ -10,12 +10,12 @@ from typing import Any
 
 import keras
 
+from keras_pvt.checkpoints.load import check_weights, load_weights
 from keras_pvt.config import PVTV2Config
 from keras_pvt.images import pixel_normalization
 from keras_pvt.input_checks import check_image_size, require_image_batches
 from keras_pvt.layers import ImageSizeCheck, PVTStage
 from keras_pvt.presets import canonical_variant, get_config
-from keras_pvt.weights import check_weights, load_weights
 
 FIRST_STRIDE = 4
 LATER_PATCH_SIZE = 3
@@ -56,12 +56,12 @@ def PVT_V2(
         config: a `PVTV2Config`, its dict form, or a preset name ("b0" ... "b5", "b2_li").
         include_top: end with the classifier (final stage norm, mean over tokens, dropout, Dense).
         weights: None (random init), "imagenet", or a path to a checkpoint (`.safetensors`, `.pth`,
-            `.npz`, `.weights.h5`, `.keras`); see `keras_pvt.weights`.
+            `.npz`, `.weights.h5`, `.keras`); see `keras_pvt.checkpoints.load`.
         input_tensor: optional Keras tensor to use as the model input.
         input_shape: (height, width, channels); None dims accept any size. Default
             ``(None, None, in_channels)``: one model for every square or non-square size. Any
             channel count builds (it replaces ``config.in_channels``); RGB weights then load with
-            their first layer adapted (see `keras_pvt.weights.load_weights`).
+            their first layer adapted (see `keras_pvt.checkpoints.load.load_weights`).
         pooling: with ``include_top=False`` (and not `features_only`): None returns the last stage
             map (B, H/32, W/32, C), "avg" or "max" a pooled vector.
         classes: classifier width; defaults to ``config.num_classes``. 0 means no head.
@@ -101,6 +101,10 @@ def PVT_V2(
         outputs = _top(config, features[stage_name(config.num_stages - 1)], pooling, classifier_activation)
     default_name = f"pvt_v2_{variant}" if variant else "pvt_v2"
     model = keras.Model(_source_inputs(input_tensor, inputs), outputs, name=name or default_name)
+    if keras.backend.backend() == "tensorflow":  # `model.fit` keeps its speed with no extra call
+        from keras_pvt.rewrites.training import rewrite_for_training
+
+        rewrite_for_training(model)
     if weights is not None:
         load_weights(model, weights, config=config, variant=variant)
     return require_image_batches(model)

@@ -90,7 +90,7 @@ def preprocess_input(
     * 3 channels (RGB): the ImageNet mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225);
     * any other count (grey, RGB-D, multispectral): the mean of those RGB values, 0.449 and 0.226,
       for every channel (timm's convention when the statistics do not fit the channel count). It
-      suits models whose RGB first layer was adapted to C channels (`keras_pvt.weights`);
+      suits models whose RGB first layer was adapted to C channels (`keras_pvt.checkpoints`);
     * `mean` / `std` given: those, as fractions of 255 like the ImageNet values (a number for every
       channel, or one value per channel), e.g. your own data's statistics.
 
@@ -146,7 +146,7 @@ def pixel_normalization(channels: int, name: str | None = None) -> keras.layers.
     A `keras.layers.Normalization` with the `normalization_stats` of `channels` scaled to pixel
     units (no weights: nothing to load from a checkpoint), as `include_preprocessing=True` puts
     at the start of a model. Statistics equal for every channel (any count but 3) are stored as
-    one number, so the layer also takes an RGB twin of the model (`keras_pvt.weights` builds one
+    one number, so the layer also takes an RGB twin of the model (`keras_pvt.checkpoints` builds one
     to load RGB Keras weight files).
     """
     mean_01, std_01 = normalization_stats(channels)

@@ -1,10 +1,13 @@
-"""Type rules and sanity limits for architecture values, shared by `PVTV2Config` and the layers.
+"""Argument checks: the one place that refuses a value of the wrong type, outside its range or
+beyond keras-pvt's sanity limits, for configs, layers, the segmenter and training options alike.
 
-A config or a `.keras` file may come from anyone: a value of the wrong type, or one so large that
-building the model would loop for hours or exhaust memory, is refused with a `ValueError` that
-names the field, the value and, for sizes, the limit. The limits are far above every published
-PVT-v2 (the largest, b5, is noted beside each). Accepted values are returned as plain Python
-`bool`/`int`/`float`, so that `get_config()` and JSON stay clean of NumPy scalars.
+`integer` and `number` check a value against its valid range (training options, the segmenter's
+options). A config or a `.keras` file may come from anyone: a value so large that building the
+model would loop for hours or exhaust memory is refused too (`as_int` and the other rules of
+`ARGUMENT_RULES`; `check_model_config` for a whole serialized model), naming the field, the value
+and the limit. The limits are far above every published PVT-v2 (the largest, b5, is noted beside
+each). Accepted values are returned as plain Python `bool`/`int`/`float`, so that `get_config()`
+and JSON stay clean of NumPy scalars.
 """
 
 from __future__ import annotations
@@ -41,27 +44,64 @@ def as_bool(name: str, value: Any) -> bool:
     raise ValueError(f"`{name}` must be True or False, got {_show(value)}.")
 
 
+def integer(name: str, value: Any, minimum: int = 1, maximum: float = math.inf) -> int:
+    """`value` as an `int` in [`minimum`, `maximum`]: any integral type (NumPy's too), never a bool,
+    float or string. The ValueError starts with `name` and says the valid range."""
+    if not is_integral(value) or not minimum <= value <= maximum:
+        if maximum != math.inf:
+            wanted = f"an integer in [{minimum}, {maximum}]"
+        else:
+            wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {wanted}, got {_show(value)}.")
+    return int(value)
+
+
+def number(
+    name: str,
+    value: Any,
+    minimum: float = -math.inf,
+    maximum: float = math.inf,
+    *,
+    above: bool = False,
+    below: bool = False,
+) -> float:
+    """`value` as a finite `float` in the range (`above`/`below`: the bound itself is excluded)."""
+    inside = is_real(value) and math.isfinite(value) and minimum <= value <= maximum
+    if not inside or (above and value == minimum) or (below and value == maximum):
+        raise ValueError(
+            f"{name} must be {_number_range(minimum, maximum, above, below)}, got {_show(value)}."
+        )
+    return float(value)
+
+
+def _number_range(minimum: float, maximum: float, above: bool, below: bool) -> str:
+    if maximum == math.inf:
+        if minimum == 0 and above:
+            return "a positive number (finite)"
+        return f"a finite number {'>' if above else '>='} {minimum:g}"
+    if minimum == -math.inf:
+        return f"a finite number {'<' if below else '<='} {maximum:g}"
+    return f"a finite number in {'(' if above else '['}{minimum:g}, {maximum:g}{')' if below else ']'}"
+
+
 def as_int(name: str, value: Any, maximum: int, minimum: int = 1) -> int:
-    """`value` as an `int` in [minimum, maximum]: any integral type (NumPy's too), never a bool or float."""
-    if not _is_integral(value) or value < minimum:
-        wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"`{name}` must be {wanted}, got {_show(value)}.")
-    return _at_most(name, int(value), maximum)
+    """`value` as an `int` >= `minimum`, refused above the sanity limit `maximum`."""
+    return _at_most(name, integer(f"`{name}`", value, minimum), maximum)
 
 
 def as_positive_number(name: str, value: Any, maximum: float | None = None) -> int | float:
     """A finite number > 0 (at most `maximum`): an integral value stays `int`, others become `float`."""
-    if not _is_real(value) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive number (finite), got {_show(value)}.")
-    number = int(value) if _is_integral(value) else float(value)
-    return number if maximum is None else _at_most(name, number, maximum)
+    checked = number(f"`{name}`", value, 0, above=True)
+    number_ = int(value) if is_integral(value) else checked
+    return number_ if maximum is None else _at_most(name, number_, maximum)
 
 
 def as_rate(name: str, value: Any) -> float:
     """A dropout-style rate in [0, 1), as a `float`."""
-    if not _is_real(value) or not 0.0 <= value < 1.0:  # NaN fails both comparisons
-        raise ValueError(f"`{name}` must be in [0, 1), got {_show(value)}.")
-    return float(value)
+    try:
+        return number(name, value, 0.0, 1.0, below=True)
+    except ValueError:
+        raise ValueError(f"`{name}` must be in [0, 1), got {_show(value)}.") from None
 
 
 def as_rates(name: str, value: Any) -> float | list[float] | None:
@@ -285,7 +325,7 @@ def _is_layer_entry(entry: Any) -> bool:
 
 
 def _width(value: Any) -> int:
-    return int(value) if _is_integral(value) and value > 0 else 0
+    return int(value) if is_integral(value) and value > 0 else 0
 
 
 def _at_most(name: str, value: Any, maximum: float) -> Any:
@@ -297,11 +337,13 @@ def _at_most(name: str, value: Any, maximum: float) -> Any:
     return value
 
 
-def _is_integral(value: Any) -> bool:
+def is_integral(value: Any) -> bool:
+    """An integer of any integral type (NumPy's too), not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
-def _is_real(value: Any) -> bool:
+def is_real(value: Any) -> bool:
+    """A real number of any type (NumPy's too), not a bool."""
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 

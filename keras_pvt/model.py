@@ -34,7 +34,7 @@ BASE_DOCSTRING = """Instantiates the {label} architecture (Pyramid Vision Transf
 Reference: Wang et al., "PVT v2: Improved Baselines with Pyramid Vision Transformer"
 (Computational Visual Media, 2022; https://arxiv.org/abs/2106.13797). The ImageNet-1k weights
 are timm's release of the official checkpoint, downloaded once and hash-checked
-(`keras_pvt.pretrained`); {label} has {params:,} parameters with its 1000-class head.
+(`keras_pvt.checkpoints.pretrained`); {label} has {params:,} parameters with its 1000-class head.
 
 Input: channels-last (NHWC) images of any size of at least the architecture's minimum (29x29
 pixels for the preset variants), any channel count. By default (`include_preprocessing=False`)

@@ -25,15 +25,11 @@ import h5py
 import keras
 
 from keras_pvt._safe_write import MAX_REPORT_BYTES, PRESET, PRESET_FORMAT, staged_output
-from keras_pvt.checkpoints.assign import REPORT_FIRST, CheckpointValueError
-from keras_pvt.checkpoints.errors import CheckpointReadError
-from keras_pvt.checkpoints.keras_files import READ_ERRORS, check_finite_weights
-from keras_pvt.checkpoints.variant import preset_of
-from keras_pvt.config import PVTV2Config
+from keras_pvt.checkpoints.errors import REPORT_FIRST, CheckpointReadError, CheckpointValueError
+from keras_pvt.checkpoints.keras_files import READ_ERRORS, check_config_limits, check_finite_weights
+from keras_pvt.checkpoints.variant import model_config, preset_of
 from keras_pvt.images import takes_raw_pixels
 from keras_pvt.input_checks import require_image_batches
-from keras_pvt.layers import PVTStage
-from keras_pvt.limits import check_model_config
 from keras_pvt.model import BUILDERS
 from keras_pvt.presets import canonical_variant
 
@@ -118,7 +114,7 @@ def load_preset(path: str | os.PathLike) -> keras.Model:
             f"{str(folder / CONFIG_FILE)!r} is not a serialized Keras model (no class_name/config "
             "entries); write the folder with keras_pvt.save_to_preset."
         )
-    _check_config_limits(config, folder / CONFIG_FILE)
+    check_config_limits(config, folder / CONFIG_FILE, PresetError)
     weights = folder / WEIGHTS_FILE
     if not weights.is_file() or not h5py.is_hdf5(os.fspath(weights)):
         state = "is not an HDF5 file (truncated or corrupt)" if weights.is_file() else "is missing"
@@ -145,19 +141,6 @@ def load_preset(path: str | os.PathLike) -> keras.Model:
     except READ_ERRORS as error:
         raise _unreadable_weights(weights, error) from error
     return require_image_batches(model)
-
-
-def _check_config_limits(config: Mapping[str, Any], path: Path) -> None:
-    """PresetError if the model `config` describes is beyond keras-pvt's sanity limits (before any
-    layer is built: a config asking for billions of weights would otherwise exhaust memory)."""
-    try:
-        check_model_config(config, what="the model")
-    except ValueError as error:
-        raise PresetError(
-            f"{str(path)!r} describes a model beyond keras-pvt's sanity limits, refused before "
-            f"building anything: {error} The file is damaged or not a keras-pvt preset; save the "
-            "preset again."
-        ) from None
 
 
 def _check_finite_weights(weights: Path) -> None:
@@ -246,35 +229,8 @@ def model_task(model: keras.Model) -> str:
 
 def model_variant(model: keras.Model) -> str | None:
     """The preset variant ("b0" ...) of the PVT-v2 inside `model` (nested models too), or None."""
-    stages = _stage_layers(model)
-    if not stages:
-        return None
-    configs = [stage.get_config() for stage in stages]
-    try:
-        config = PVTV2Config(
-            patch_size=configs[0]["patch_size"],
-            embed_dims=tuple(c["dim"] for c in configs),
-            depths=tuple(c["depth"] for c in configs),
-            num_heads=tuple(c["num_heads"] for c in configs),
-            mlp_ratios=tuple(c["mlp_ratio"] for c in configs),
-            sr_ratios=tuple(c["sr_ratio"] for c in configs),
-            linear=configs[0]["linear"],
-            qkv_bias=configs[0]["qkv_bias"],
-            qk_scale=configs[0]["qk_scale"],
-            num_stages=len(configs),
-        )
-    except ValueError:
-        return None
-    return preset_of(config)
-
-
-def _stage_layers(model: keras.Model) -> list[Any]:
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            inner = _stage_layers(layer)
-            if inner:
-                return inner
-    return [layer for layer in model.layers if isinstance(layer, PVTStage)]
+    config = model_config(model)
+    return None if config is None else preset_of(config)
 
 
 def _checked_class_names(model: keras.Model, class_names: Sequence[str] | None, task: str) -> Any:

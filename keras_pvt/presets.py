@@ -26,12 +26,14 @@ class PretrainedCheckpoint:
 @dataclasses.dataclass(frozen=True)
 class Variant:
     """One named PVT-v2: its architecture, training default and public ImageNet-1k weights, and the
-    paper's ADE20K val mIoU (%) of Semantic FPN on it (None where the paper gives none)."""
+    paper's ADE20K val mIoU (%) of Semantic FPN and COCO val box AP of RetinaNet 1x on it (None
+    where the paper gives none)."""
 
     config: PVTV2Config
     drop_path_rate: float
     imagenet: PretrainedCheckpoint
     ade20k_miou: float | None = None
+    coco_retinanet_ap: float | None = None
 
 
 _NARROW = {"embed_dims": (32, 64, 160, 256)}
@@ -46,12 +48,22 @@ _COMMON = {
 
 # The PVT-v2 paper's Semantic FPN results on ADE20K val (40k iterations, 512x512), in %.
 _ADE20K_MIOU = {"b0": 37.2, "b1": 42.5, "b2": 45.2, "b3": 47.3, "b4": 47.9, "b5": 48.7}
+# Its RetinaNet 1x results on COCO val2017 (box AP, %).
+_COCO_RETINANET_AP = {
+    "b0": 37.2,
+    "b1": 41.2,
+    "b2": 44.6,
+    "b2_li": 43.6,
+    "b3": 45.9,
+    "b4": 46.1,
+    "b5": 46.2,
+}
 
 
 def _variant(name: str, config: PVTV2Config, drop_path_rate: float, sha256: str | None) -> Variant:
     """A variant whose ImageNet weights are timm's safetensors release on the Hugging Face Hub."""
     hub = PretrainedCheckpoint(_HUB.format(name), sha256, f"pvt_v2_{name}.in1k.safetensors")
-    return Variant(config, drop_path_rate, hub, _ADE20K_MIOU.get(name))
+    return Variant(config, drop_path_rate, hub, _ADE20K_MIOU.get(name), _COCO_RETINANET_AP.get(name))
 
 
 # sha256 values are the Git LFS object ids the Hub publishes for these files. b3, b4 and b2_li are

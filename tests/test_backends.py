@@ -21,17 +21,17 @@ import keras
 import numpy as np
 import pytest
 
-from keras_pvt import PVT_V2, compile_inference, kernels
-from keras_pvt.kernels.jax_xla import JAX_XLA
+from keras_pvt import PVT_V2, compile_inference
 from keras_pvt.layers.pooling import adaptive_pool_matrix
+from keras_pvt.rewrites import XLA, rewritten
 
 from helpers import tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
 BACKEND = keras.backend.backend()
 F32_TOL = {"rtol": 1e-4, "atol": 1e-5}
-# On each backend, every strategy compile_inference has and one it refuses (None: it has them all).
-STRATEGIES = {"tensorflow": ("auto", None), "jax": ("xla", "segments"), "torch": ("plain", "xla")}
+# On each backend, an engine compile_inference has and one it refuses (None: it has them all).
+ENGINES = {"tensorflow": ("xla", None), "jax": ("xla", "openvino"), "torch": ("plain", "xla")}
 # Where the cross-backend `.keras` files come from: the TensorFlow lane loads JAX's and PyTorch's,
 # the others load TensorFlow's (the default backend users save with).
 SAVED_UNDER = ["jax", "torch"] if BACKEND == "tensorflow" else ["tensorflow"]
@@ -79,11 +79,10 @@ def test_adaptive_pool_static_and_run_time_sizes_give_the_same_matrix(size):
 
 
 @pytest.mark.all_backends
-def test_jax_speed_table_equals_the_plain_kernels_on_every_backend(rng):
+def test_xla_rewrite_equals_the_plain_model_on_every_backend(rng):
     model = PVT_V2(tiny_config(), include_top=False)
     images = _images(rng, 1, 64, 64)
-    with kernels.use(JAX_XLA):
-        fast = _numpy(model(images, training=False))
+    fast = _numpy(rewritten(model, XLA)(images, training=False))
     np.testing.assert_allclose(fast, _numpy(model(images, training=False)), **F32_TOL)
 
 
@@ -92,9 +91,9 @@ def test_jax_speed_table_equals_the_plain_kernels_on_every_backend(rng):
 @pytest.mark.slow  # compiles the model (XLA on TensorFlow and JAX)
 @pytest.mark.parametrize("linear", [False, True])
 def test_compile_inference_equals_the_model(linear, rng):
-    strategy = STRATEGIES[BACKEND][0]
+    engine = ENGINES[BACKEND][0]
     model = PVT_V2(tiny_config(linear=linear), classifier_activation=None)
-    predict = compile_inference(model, strategy=strategy)
+    predict = compile_inference(model, engine=engine)
     for images in (_images(rng), _images(rng, 1, 64, 64)):
         got = predict(images)
         assert keras.backend.standardize_dtype(got.dtype) == "float32"
@@ -106,7 +105,8 @@ def test_compile_inference_equals_the_model(linear, rng):
 @pytest.mark.slow  # compiles the model (XLA on TensorFlow and JAX)
 def test_compile_inference_of_stage_maps_follows_weights_unless_frozen(rng):
     model = PVT_V2(tiny_config(), features_only=True)
-    live, frozen = compile_inference(model), compile_inference(model, freeze_weights=True)
+    live = compile_inference(model, freeze_weights=False)
+    frozen = compile_inference(model, freeze_weights=True)
     images = _images(rng)
     expected = {name: _numpy(value) for name, value in model(images, training=False).items()}
     for predict in (live, frozen):
@@ -124,10 +124,10 @@ def test_compile_inference_of_stage_maps_follows_weights_unless_frozen(rng):
 @pytest.mark.all_backends
 def test_compile_inference_refuses_clearly_on_every_backend(rng):
     model = PVT_V2(tiny_config())
-    _, missing = STRATEGIES[BACKEND]
+    _, missing = ENGINES[BACKEND]
     if missing is not None:
-        with pytest.raises(ValueError, match=rf"strategy='{missing}'.*needs the TensorFlow backend"):
-            compile_inference(model, strategy=missing)
+        with pytest.raises(ValueError, match=rf"engine='{missing}'.*needs the TensorFlow backend"):
+            compile_inference(model, engine=missing)
         with pytest.raises(ValueError, match=r"precision='bfloat16'.*needs the TensorFlow backend"):
             compile_inference(model, precision="bfloat16")
     predict = compile_inference(model)

@@ -16,11 +16,11 @@ import pytest
 from _pvt_reference import FIXTURES, OUTPUTS, TOLERANCE, b0_state, fixture_config, relative_error
 
 import keras_pvt
-from keras_pvt import PVT_V2, preprocess_input, presets, pretrained
-from keras_pvt.checkpoints import CheckpointMismatchError, load_canonical, load_checkpoint
+from keras_pvt import PVT_V2, preprocess_input, presets
+from keras_pvt.checkpoints import CheckpointMismatchError, load_canonical, load_checkpoint, pretrained
 from keras_pvt.checkpoints.assign import FIRST_KERNEL, adapt_input_conv
+from keras_pvt.checkpoints.load import load_weights, preset_of
 from keras_pvt.imagenet import IMAGENET_MEAN, IMAGENET_STD, normalization_stats
-from keras_pvt.weights import load_weights, preset_of
 
 from helpers import tiny_config
 

@@ -17,7 +17,7 @@ import pytest
 from _pvt_reference import FIXTURES, b0_state, expected, fixture_config, images, relative_error
 from safetensors.numpy import save_file
 
-from keras_pvt import PVT_V2, PVTV2B0, pretrained
+from keras_pvt import PVT_V2, PVTV2B0
 from keras_pvt.checkpoints import (
     CheckpointMismatchError,
     CheckpointReadError,
@@ -26,9 +26,12 @@ from keras_pvt.checkpoints import (
     infer_config,
     load_checkpoint,
     model_targets,
+    pretrained,
     read_state_dict,
     to_canonical,
 )
+from keras_pvt.checkpoints.assign import add_layer, conv_kernel
+from keras_pvt.checkpoints.heads import HeadCheckpoint, checkpoint_classes, load_head_checkpoint
 
 TINY_SR = FIXTURES / "tiny_sr_timm.safetensors"
 TINY_LI = FIXTURES / "tiny_li_timm.safetensors"
@@ -243,6 +246,62 @@ def test_from_checkpoint_builds_the_right_model() -> None:
     assert "head" not in [layer.name for layer in tiny.layers]
     with pytest.raises(ValueError, match="does not fit the checkpoint"):
         from_checkpoint(b0_state(), variant="b1")
+
+
+# ------------------------------------------------------------------ a task model's checkpoint
+def _toy_detector() -> keras.Model:
+    """A PVT-v2 backbone nested in a task model with one 1x1 conv head, as a new head would be."""
+    backbone = PVT_V2(fixture_config("tiny_sr"), features_only=True, name="pvt_v2")
+    images = keras.Input((None, None, 3))
+    outputs = keras.layers.Conv2D(2, 1, name="cls")(backbone(images)["stage4"])
+    return keras.Model(images, outputs, name="toy_detector")
+
+
+def _toy_head_targets(model: keras.Model) -> dict:
+    targets: dict = {}
+    add_layer(targets, "bbox_head.cls", model.get_layer("cls"), conv_kernel)
+    return targets
+
+
+TOY = HeadCheckpoint(
+    task="a toy detector",
+    head_targets=_toy_head_targets,
+    backbone=lambda model: model.get_layer("pvt_v2"),
+    classifier="bbox_head.cls.weight",
+    rebuild="toy detector",
+    backbone_hint="Backbone-only weights go to the backbone.",
+)
+
+
+@pytest.mark.all_backends
+def test_a_new_head_plugs_in_with_its_key_map_alone() -> None:
+    official = read_state_dict(FIXTURES / "tiny_sr_official.npz")
+    width = int(official["norm4.weight"].shape[0])
+    rng = np.random.default_rng(0)
+    head = {
+        "bbox_head.cls.weight": rng.normal(size=(2, width, 1, 1)).astype(np.float32),
+        "bbox_head.cls.bias": np.array([0.5, -0.5], np.float32),
+    }
+    state = {**{f"backbone.{k}": v for k, v in official.items()}, **head}
+    model = _toy_detector()
+    report = load_head_checkpoint(model, state, TOY)
+    backbone_keys = {f"backbone.{k}" for k in model_targets(model.get_layer("pvt_v2"))}
+    assert set(report["loaded"]) == backbone_keys | set(head)
+    kernel = keras.ops.convert_to_numpy(model.get_layer("cls").kernel)
+    np.testing.assert_array_equal(kernel, head["bbox_head.cls.weight"].transpose(2, 3, 1, 0))
+    reference = PVT_V2(fixture_config("tiny_sr"), features_only=True, weights=official)
+    for ours, theirs in zip(model.get_layer("pvt_v2").weights, reference.weights, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs))
+    assert checkpoint_classes(state, TOY) == 2
+    fresh = _toy_detector()
+    before = [keras.ops.convert_to_numpy(w).copy() for w in fresh.weights]
+    with pytest.raises(CheckpointMismatchError, match=r"bbox_head\.cls\.bias") as info:
+        load_head_checkpoint(fresh, {k: v for k, v in state.items() if k != "bbox_head.cls.bias"}, TOY)
+    assert info.value.missing == ["bbox_head.cls.bias"]
+    with pytest.raises(CheckpointMismatchError, match="Backbone-only weights go to the backbone"):
+        load_head_checkpoint(fresh, official, TOY)
+    for old, new in zip(before, fresh.weights, strict=True):  # nothing was written
+        np.testing.assert_array_equal(old, keras.ops.convert_to_numpy(new))
 
 
 # ------------------------------------------------------------------ weights="imagenet"

@@ -216,6 +216,7 @@ def test_readme_variant_table_matches_the_presets():
     for name, variant in VARIANTS.items():
         config = variant.config
         miou = "-" if variant.ade20k_miou is None else f"{variant.ade20k_miou:.1f}"
+        box_ap = "-" if variant.coco_retinanet_ap is None else f"{variant.coco_retinanet_ap:.1f}"
         cells = [
             f"{config.flops(224) / 1e9:.2f}",
             "-".join(map(str, config.depths)),
@@ -223,6 +224,7 @@ def test_readme_variant_table_matches_the_presets():
             "yes" if config.linear else "no",
             str(config.min_input_size()),
             miou,
+            box_ap,
         ]
         assert name in rows, f"no README row for {name}"
         assert rows[name].rstrip(" |").split(" | ")[2:] == cells, rows[name]

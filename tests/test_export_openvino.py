@@ -58,8 +58,8 @@ def test_export_writes_a_verified_ir_pair(exported, model):
     assert exported.input_shape == [None, None, None, 3] and report.input_shape == [None, None, None, 3]
     assert report.max_abs_diff["predictions"] <= 1e-4 and report.top1_agreement == 1.0
     assert report.size_bytes == exported.size_bytes > 0
-    # The canonical table's point: every LayerNorm becomes one MVN that the CPU plugin runs natively.
-    assert exported.kernel_table == "tf_canonical"
+    # The OpenVINO rewrite's point: every LayerNorm becomes one MVN that the CPU plugin runs natively.
+    assert exported.kernel_table == "openvino_rows_layer_norm"
     assert exported.model_ops["MVN"] == _layer_norms(model) == report.op_histogram["MVN"]
     assert exported.model_ops["Gelu"] >= 4 and "ScaledDotProductAttention" in exported.model_ops
     assert "openvino" in format_report(report)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from keras_pvt import PVT_V2
-from keras_pvt.kernels.inference import check_engine, compile_inference
+from keras_pvt.inference import compile_inference
+from keras_pvt.inference.checks import check_engine
 
 from helpers import tiny_config
 
@@ -44,7 +45,7 @@ def classifier() -> keras.Model:
 def _small_cnn(outputs: int = 1) -> keras.Model:
     """A two-layer Keras CNN: converts in a fraction of a PVT's time, for the engines' own logic
     (per-shape cache, threads, snapshot, choices file); the PVT's layers are checked on every engine
-    in the "auto" test."""
+    in the "measure" test."""
     inputs = keras.Input((None, None, 3), name="images")
     x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="gelu", name="conv")(inputs)
     x = keras.layers.LayerNormalization(epsilon=1e-6, name="norm")(x)
@@ -76,16 +77,17 @@ def openvino_conversion():
 # ------------------------------------------------------------------ refusals (no conversion)
 BAD_COMBINATIONS = [
     ({"engine": "tflite"}, r"`engine` must be one of"),
-    ({"engine": "litert", "precision": "bfloat16", "freeze_weights": True}, r"float32 files only"),
-    ({"engine": "auto", "precision": "bfloat16", "freeze_weights": True}, r"float32 files only"),
-    ({"engine": "litert"}, r"pass freeze_weights=True"),
-    ({"engine": "openvino"}, r"pass freeze_weights=True"),
-    ({"engine": "auto"}, r"pass freeze_weights=True"),
-    ({"engine": "litert", "strategy": "xla", "freeze_weights": True}, r"takes\s+no strategy"),
-    ({"engine": "xla", "strategy": "segments"}, r"takes\s+no strategy"),
-    ({"engine": "backend", "threads": 2}, r"apply to engine='litert'"),
-    ({"engine": "segments", "engine_cache": "choices.json"}, r"apply to engine='litert'"),
-    ({"engine": "litert", "freeze_weights": True, "engine_cache": "c.json"}, r"choices of engine='auto'"),
+    ({"engine": "litert", "precision": "bfloat16"}, r"float32 files only"),
+    ({"engine": "measure", "precision": "bfloat16"}, r"float32 files only"),
+    ({"engine": "xla", "precision": "bfloat16"}, r"runs on engine='plain'"),
+    ({"engine": "litert", "freeze_weights": False}, r"leave freeze_weights out"),
+    ({"engine": "openvino", "freeze_weights": False}, r"leave freeze_weights out"),
+    ({"engine": "measure", "freeze_weights": False}, r"leave freeze_weights out"),
+    ({"engine": "litert", "strategy": "xla"}, r"old spelling of `engine`"),
+    ({"strategy": "segmented"}, r"`strategy` must be one of"),
+    ({"engine": "xla", "threads": 2}, r"`threads` applies to engine='litert'"),
+    ({"engine": "plain", "engine_cache": "choices.json"}, r"choices of engine='measure'"),
+    ({"engine": "litert", "engine_cache": "c.json"}, r"choices of engine='measure'"),
     ({"engine": "openvino", "freeze_weights": True, "threads": 0}, r"positive int"),
     ({"engine": "openvino", "freeze_weights": True, "threads": np.float64(2)}, r"positive int"),
     ({"engine": "openvino", "freeze_weights": True, "threads": np.bool_(True)}, r"positive int"),
@@ -101,10 +103,13 @@ def test_bad_engine_combinations_are_refused_before_any_work(classifier, kwargs,
 
 @pytest.mark.all_backends
 def test_engines_other_than_the_backend_need_tensorflow():
-    for engine in ("xla", "segments", "litert", "openvino", "auto"):
+    for engine in ("litert", "openvino", "measure"):
         with pytest.raises(ValueError, match=rf"engine='{engine}'.*needs the TensorFlow backend"):
-            check_engine(engine, "jax", "auto", "float32", True, None, None)
-    check_engine("backend", "torch", "auto", "float32", False, None, None)  # today's behaviour
+            check_engine(engine, "jax", "float32", True, None, None)
+    with pytest.raises(ValueError, match=r"engine='xla'.*needs the TensorFlow backend"):
+        check_engine("xla", "torch", "float32", None, None, None)
+    check_engine("xla", "jax", "float32", False, None, None)
+    check_engine("plain", "torch", "float32", False, None, None)
     if BACKEND != "tensorflow":
         with pytest.raises(ValueError, match="needs the TensorFlow backend"):
             compile_inference(PVT_V2(tiny_config()), freeze_weights=True, engine="litert")
@@ -117,7 +122,7 @@ def test_engine_cache_never_replaces_a_file_keras_pvt_did_not_write(classifier, 
     user_file = tmp_path / "settings.json"
     user_file.write_text('{"mine": 1}\n')
     with pytest.raises(OutputRefusedError, match=r"settings\.json' is a file that is not keras-pvt's JSON"):
-        compile_inference(classifier, freeze_weights=True, engine="auto", engine_cache=user_file)
+        compile_inference(classifier, freeze_weights=True, engine="measure", engine_cache=user_file)
     assert user_file.read_text() == '{"mine": 1}\n'
 
 
@@ -131,7 +136,7 @@ def test_an_empty_file_of_the_users_as_engine_cache_is_never_replaced(cnn, tmp_p
     before = empty.stat()
     fix = r"never replaces a file it did not write\. Pass a path that does not exist yet"
     with pytest.raises(OutputRefusedError, match=rf"engine_cache='.*choices\.json' is an empty file.*{fix}"):
-        compile_inference(cnn, freeze_weights=True, engine="auto", threads=1, engine_cache=empty)
+        compile_inference(cnn, freeze_weights=True, engine="measure", threads=1, engine_cache=empty)
     choices = ChoicesFile(tmp_path / "ours.json", cnn, threads=1)
     choices.record((1, 8, 8, 3), "xla", {"xla": 1.0})  # ours: written, and replaced when recording again
     choices.path = empty  # a user's file standing where a choice is recorded: refused there too
@@ -159,7 +164,7 @@ def test_an_empty_batch_into_the_litert_engine_says_the_batch_is_empty(cnn):
 
 # ------------------------------------------------------------------ each engine equals the model
 @tensorflow_only
-@pytest.mark.parametrize("engine", ["xla", "segments"])
+@pytest.mark.parametrize("engine", ["xla", "plain"])
 def test_tensorflow_engines_are_those_paths_on_the_models_variables(engine):
     model = _small_cnn()
     predict = compile_inference(model, engine=engine)
@@ -211,12 +216,12 @@ def test_openvino_engine_converts_each_shape_once(openvino_conversion):
 
 @tensorflow_only
 @pytest.mark.slow
-def test_auto_engine_checks_every_engine_on_stage_maps_and_keeps_the_fastest(
+def test_measure_engine_checks_every_engine_on_stage_maps_and_keeps_the_fastest(
     features, tmp_path, openvino_conversion
 ):
     choices = tmp_path / "engine_choices.json"
-    predict = compile_inference(features, freeze_weights=True, engine="auto", engine_cache=choices)
-    assert set(predict.candidates) == {"xla", "segments", "litert", "openvino"}
+    predict = compile_inference(features, freeze_weights=True, engine="measure", engine_cache=choices)
+    assert set(predict.candidates) == {"xla", "litert", "openvino"}
     images = _images(1, 64, 96)
     _assert_same_outputs(predict(images), features, images)
     shape = (1, 64, 96, 3)
@@ -233,12 +238,12 @@ def test_auto_engine_checks_every_engine_on_stage_maps_and_keeps_the_fastest(
 
 
 @tensorflow_only
-def test_auto_engine_builds_only_the_engine_its_cache_file_names(cnn, tmp_path):
+def test_measure_engine_builds_only_the_engine_its_cache_file_names(cnn, tmp_path):
     from keras_pvt.engines.choices import ChoicesFile
 
     choices, shape = tmp_path / "engine_choices.json", (1, 32, 32, 3)
     ChoicesFile(choices, cnn, threads=1).record(shape, "litert", {"litert": 1.0, "xla": 2.0})
-    predict = compile_inference(cnn, freeze_weights=True, engine="auto", threads=1, engine_cache=choices)
+    predict = compile_inference(cnn, freeze_weights=True, engine="measure", threads=1, engine_cache=choices)
     images = _images(*shape[:3])
     _assert_same_outputs(predict(images), cnn, images)
     assert predict.chosen == {shape: "litert"} and predict.timings == {}  # read, not measured

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 import keras_pvt
-from keras_pvt import PVT_V2, from_preset, pretrained, save_to_preset
+from keras_pvt import PVT_V2, from_preset, save_to_preset
 from keras_pvt._safe_write import OutputRefusedError
+from keras_pvt.checkpoints import pretrained
 from keras_pvt.preset_files import FORMAT_VERSION, PresetError, read_preset_metadata
 
 from helpers import tiny_config

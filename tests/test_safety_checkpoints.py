@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import keras
 import numpy as np
 import pytest
 from _pvt_reference import FIXTURES, b0_state, fixture_config
 from safetensors.numpy import save_file
 
-from keras_pvt import PVT_V2, pretrained
+from keras_pvt import PVT_V2
 from keras_pvt.checkpoints import (
     CheckpointMismatchError,
     CheckpointReadError,
@@ -29,13 +30,15 @@ from keras_pvt.checkpoints import (
     UnsafeCheckpointError,
     assign_state_dict,
     load_checkpoint,
+    load_keras_model,
     model_targets,
+    pretrained,
     read_state_dict,
     to_canonical,
     torch_pickle,
 )
+from keras_pvt.checkpoints.load import load_weights
 from keras_pvt.cli import main
-from keras_pvt.weights import load_weights
 
 from helpers import tiny_config
 
@@ -366,6 +369,60 @@ def test_other_zip_files_named_keras_are_reported(tmp_path: Path) -> None:
     shutil.copy(FIXTURES / "tiny_sr_official.npz", path)  # a zip archive, but no Keras model inside
     with pytest.raises(CheckpointReadError, match=r"not_a_model\.keras"):
         PVT_V2(tiny_config(), weights=str(path))
+
+
+# ------------------------------------------------------------------ whole Keras models: one way in
+def _edit_keras_config(path: Path, class_name: str, **changes: Any) -> None:
+    """Rewrite the config.json of the `.keras` archive at `path`, changing every `class_name` layer."""
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(members["config.json"])
+    for layer in config["config"]["layers"]:
+        if layer["class_name"] == class_name:
+            layer["config"].update(changes)
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, data in members.items():
+            archive.writestr(member, data)
+
+
+def _refuse_to_build(*args: Any, **kwargs: Any) -> None:
+    raise AssertionError("the model was being built")
+
+
+def test_keras_models_load_after_the_limits_and_finite_checks(tmp_path: Path, monkeypatch) -> None:
+    model = PVT_V2(tiny_config())
+    path = tmp_path / "model.keras"
+    model.save(path)
+    again = load_keras_model(path)
+    for ours, theirs in zip(model.weights, again.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+    _edit_keras_config(path, "Dense", units=2_000_000_000)
+    monkeypatch.setattr(keras.saving, "load_model", _refuse_to_build)
+    with pytest.raises(ValueError, match="refused before building anything") as info:
+        load_keras_model(path)
+    assert str(path) in str(info.value)
+    assert "layer 'head' (Dense): `units` = 2000000000 is above the sanity limit" in str(info.value)
+    diverged = tmp_path / "diverged.keras"
+    name = _keras_file_with_a_nan(PVT_V2(tiny_config()), diverged)
+    with pytest.raises(CheckpointValueError, match=rf"{name} \(1 NaN, 0 inf\)"):
+        load_keras_model(diverged)
+    with pytest.raises(CheckpointReadError, match="holds no model config"):
+        weights_only = tmp_path / "only.weights.h5"
+        model.save_weights(weights_only)
+        load_keras_model(weights_only.rename(tmp_path / "only.h5"))
+
+
+def test_cli_export_refuses_a_keras_model_beyond_the_limits(tmp_path: Path, capsys, monkeypatch) -> None:
+    path = tmp_path / "model.keras"
+    PVT_V2(tiny_config()).save(path)
+    _edit_keras_config(path, "Dense", units=2_000_000_000)
+    monkeypatch.setattr(keras.saving, "load_model", _refuse_to_build)
+    output = tmp_path / "out.tflite"
+    assert main(["export", str(path), "--format", "tflite", "--output", str(output)]) != 0
+    error = capsys.readouterr().err
+    assert "cannot load" in error and "`units` = 2000000000 is above the sanity limit" in error
+    assert not output.exists()
 
 
 # ------------------------------------------------------------------ item 12: corrupt ImageNet cache

@@ -24,9 +24,9 @@ import tensorflow_datasets as tfds
 import keras_pvt.training
 from keras_pvt import data  # registers the keras_pvt_shapes builder
 from keras_pvt.cli import main
+from keras_pvt.limits import integer
 from keras_pvt.training import Recipe, TrainingDivergedError, train
 from keras_pvt.training.callbacks import TimeBudget
-from keras_pvt.training.checks import integer
 from keras_pvt.training.outputs import read_history
 
 from helpers import tiny_config
@@ -76,15 +76,15 @@ def _json(path):
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"epochs": 0}, "epochs must be an integer >= 1, got 0"),
-        ({"epochs": -3}, "epochs must be an integer >= 1, got -3"),
-        ({"epochs": 2.5}, "epochs must be an integer >= 1, got 2.5"),
-        ({"epochs": True}, "epochs must be an integer >= 1, got True"),
-        ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
-        ({"image_size": -32}, "image_size must be an integer >= 1, got -32"),
+        ({"epochs": 0}, "epochs must be a positive integer, got 0"),
+        ({"epochs": -3}, "epochs must be a positive integer, got -3"),
+        ({"epochs": 2.5}, "epochs must be a positive integer, got 2.5"),
+        ({"epochs": True}, "epochs must be a positive integer, got True"),
+        ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
+        ({"image_size": -32}, "image_size must be a positive integer, got -32"),
         (
             {"steps_per_epoch": -1},
-            r"steps_per_epoch \(None: one pass over the data\) must be an integer >= 1",
+            r"steps_per_epoch \(None: one pass over the data\) must be a positive integer",
         ),
         ({"steps_per_epoch": 0}, "steps_per_epoch .* got 0"),
         ({"drop_path_rate": 1.5}, r"drop_path_rate \(--drop-path\) must be a finite number in \[0, 1\)"),
@@ -103,15 +103,15 @@ def test_bad_train_arguments_are_refused_before_any_work(tmp_path, changes, mess
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"base_lr": math.nan}, r"base_lr \(--lr\) must be a finite number > 0, got nan"),
-        ({"base_lr": 0.0}, r"base_lr \(--lr\) must be a finite number > 0, got 0.0"),
-        ({"base_lr": -1e-3}, r"base_lr \(--lr\) must be a finite number > 0, got -0.001"),
+        ({"base_lr": math.nan}, r"base_lr \(--lr\) must be a positive number \(finite\), got nan"),
+        ({"base_lr": 0.0}, r"base_lr \(--lr\) must be a positive number \(finite\), got 0.0"),
+        ({"base_lr": -1e-3}, r"base_lr \(--lr\) must be a positive number \(finite\), got -0.001"),
         ({"base_lr": math.inf}, r"base_lr \(--lr\) .* got inf"),
         ({"min_lr": -1.0}, "min_lr must be a finite number >= 0, got -1.0"),
         ({"warmup_epochs": math.nan}, "warmup_epochs must be a finite number >= 0, got nan"),
         ({"weight_decay": -0.05}, "weight_decay must be a finite number >= 0"),
         ({"label_smoothing": 1.0}, r"label_smoothing must be a finite number in \[0, 1\), got 1.0"),
-        ({"clip_norm": 0.0}, "clip_norm must be a finite number > 0, got 0.0"),
+        ({"clip_norm": 0.0}, r"clip_norm must be a positive number \(finite\), got 0.0"),
         ({"base_lr": "5e-4"}, "base_lr .* got '5e-4'"),
     ],
 )
@@ -122,7 +122,7 @@ def test_bad_recipe_values_are_refused(changes, message):
 
 def test_bad_time_budget_and_accepted_integer_types():
     for seconds in (0, -5, math.nan):
-        with pytest.raises(ValueError, match=r"time budget .* must be a finite number > 0"):
+        with pytest.raises(ValueError, match=r"time budget .* must be a positive number \(finite\)"):
             TimeBudget(seconds)
     assert integer("epochs", np.int64(3)) == 3  # numpy integers are integers
 
@@ -130,12 +130,12 @@ def test_bad_time_budget_and_accepted_integer_types():
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--lr", "nan"], r"base_lr \(--lr\) must be a finite number > 0, got nan"),
-        (["--lr", "0"], r"base_lr \(--lr\) must be a finite number > 0, got 0.0"),
-        (["--steps-per-epoch", "-1"], "steps_per_epoch .* must be an integer >= 1, got -1"),
-        (["--epochs", "0"], "epochs must be an integer >= 1, got 0"),
-        (["--batch-size", "-4"], "batch_size must be an integer >= 1, got -4"),
-        (["--image-size", "0"], "image_size must be an integer >= 1, got 0"),
+        (["--lr", "nan"], r"base_lr \(--lr\) must be a positive number \(finite\), got nan"),
+        (["--lr", "0"], r"base_lr \(--lr\) must be a positive number \(finite\), got 0.0"),
+        (["--steps-per-epoch", "-1"], "steps_per_epoch .* must be a positive integer, got -1"),
+        (["--epochs", "0"], "epochs must be a positive integer, got 0"),
+        (["--batch-size", "-4"], "batch_size must be a positive integer, got -4"),
+        (["--image-size", "0"], "image_size must be a positive integer, got 0"),
         (["--warmup-epochs", "-1"], "warmup_epochs must be a finite number >= 0, got -1.0"),
     ],
 )

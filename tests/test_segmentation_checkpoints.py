@@ -15,6 +15,7 @@ from test_segmentation_model import SEG_CHECKPOINT, fixture_backbone, fixture_se
 from keras_pvt.checkpoints import (
     CheckpointMismatchError,
     CheckpointReadError,
+    CheckpointValueError,
     UnsafeCheckpointError,
     read_state_dict,
     torch_pickle,
@@ -119,6 +120,21 @@ def test_nothing_is_written_when_the_head_does_not_fit(mmseg_state: dict[str, np
         load_segmenter_weights(model, state)
     for old, new in zip(before, model.weights, strict=True):
         np.testing.assert_array_equal(old, keras.ops.convert_to_numpy(new))
+
+
+@pytest.mark.all_backends
+def test_non_finite_or_integer_head_tensors_are_refused_by_the_shared_check(
+    mmseg_state: dict[str, np.ndarray],
+) -> None:
+    state = dict(mmseg_state)
+    bad = np.array(state["decode_head.conv_seg.weight"], np.float32)
+    bad.flat[0], bad.flat[1] = np.nan, np.inf
+    state["decode_head.conv_seg.weight"] = bad
+    state["neck.fpn_convs.0.conv.bias"] = np.zeros(16, np.int32)
+    with pytest.raises(CheckpointValueError) as info:
+        SemanticFPN(fixture_backbone(), 3, weights=state, **TINY)
+    assert info.value.not_finite == ["decode_head.conv_seg.weight (1 NaN, 1 inf)"]
+    assert info.value.not_float == ["neck.fpn_convs.0.conv.bias (int32)"]
 
 
 @pytest.mark.all_backends

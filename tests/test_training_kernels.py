@@ -1,4 +1,4 @@
-"""The XLA training kernels (exact GELU, LayerNorm): same values and gradients as plain autodiff."""
+"""The training rewrite (XLA exact GELU and LayerNorm): same values and gradients as plain autodiff."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 import tensorflow as tf
 
 from keras_pvt import PVT_V2
-from keras_pvt.kernels import tf_training as training_kernels
-from keras_pvt.kernels.activations import exact_gelu
+from keras_pvt.layers.activations import exact_gelu
 from keras_pvt.layers.norm import LayerNorm
+from keras_pvt.rewrites import training as training_kernels
 
 from helpers import tiny_config
 
@@ -47,7 +47,7 @@ def test_gelu_kernel_matches_autodiff(rng):
 
 def test_layer_norm_kernel_matches_autodiff(rng):
     x = rng.normal(loc=0.5, scale=2.0, size=(2, 7, 5, 24)).astype("float32")
-    norm = LayerNorm(epsilon=1e-6)
+    norm = training_kernels.TrainingLayerNorm(epsilon=1e-6)
     norm.build(x.shape)
     norm.gamma.assign(rng.normal(size=24).astype("float32"))
     norm.beta.assign(rng.normal(size=24).astype("float32"))
@@ -60,7 +60,7 @@ def test_layer_norm_kernel_matches_autodiff(rng):
 
 
 @pytest.mark.slow
-def test_model_fit_traces_the_kernels_and_inference_does_not(monkeypatch, rng):
+def test_model_fit_traces_the_kernels_and_inference_does_not(monkeypatch, rng, tmp_path):
     calls = {"gelu": 0, "layer_norm": 0}
     kernel = training_kernels._kernel
 
@@ -69,7 +69,7 @@ def test_model_fit_traces_the_kernels_and_inference_does_not(monkeypatch, rng):
         return kernel(name)
 
     monkeypatch.setattr(training_kernels, "_kernel", counting)
-    model = PVT_V2(tiny_config(num_classes=3))
+    model = training_kernels.rewrite_for_training(PVT_V2(tiny_config(num_classes=3)))
     images = rng.normal(size=(2, 64, 64, 3)).astype("float32")
     tf.function(lambda x: model(x, training=False))(images)
     assert calls == {"gelu": 0, "layer_norm": 0}
@@ -79,3 +79,8 @@ def test_model_fit_traces_the_kernels_and_inference_does_not(monkeypatch, rng):
     norms = [layer for layer in model._flatten_layers() if isinstance(layer, LayerNorm)]
     assert traces >= 1 and calls["gelu"] == traces * sum(tiny_config().depths)  # one per block's MLP
     assert calls["layer_norm"] == traces * len(norms)  # every LayerNorm of the model
+    # The rewrite leaves what a saved model holds unchanged: it loads as the plain model.
+    model.save(tmp_path / "trained.keras")
+    loaded = keras.saving.load_model(tmp_path / "trained.keras", safe_mode=True)
+    assert not any(type(layer).__name__.startswith("Training") for layer in loaded._flatten_layers())
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)

@@ -1,7 +1,9 @@
-"""Write a canonical (PyTorch-layout) state dict into a keras-pvt model, or explain why not.
+"""Write PyTorch-layout tensors into Keras variables through a key map, or explain why not.
 
+The generic steps every model shares (`check_fit`, `float32_values`, `assign_values`), and the
+PVT-v2's own key map (`model_targets`, canonical names) with its loader `assign_state_dict`.
 Layouts: conv kernels (O, I, kh, kw) -> (kh, kw, I, O); depthwise kernels (C, 1, kh, kw) ->
-(kh, kw, C, 1); dense weights (out, in) -> (in, out); biases and LayerNorm scale/shift unchanged.
+(kh, kw, C, 1); dense weights (out, in) -> (in, out); biases, norms and BatchNorm statistics unchanged.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from keras_pvt.checkpoints.errors import REPORT_FIRST as REPORT_FIRST
+from keras_pvt.checkpoints.errors import CheckpointMismatchError, CheckpointValueError
 from keras_pvt.images import RGB_CHANNELS
 
-REPORT_FIRST = 5
 # Integer bookkeeping buffers some PyTorch modules keep next to their weights (BatchNorm's step
 # counter); they hold no weights of the model and are skipped wherever they appear.
 BOOKKEEPING_SUFFIXES = (".num_batches_tracked",)
@@ -63,34 +66,42 @@ def input_adapted_message(channels: int) -> str:
     )
 
 
-def _conv(value: np.ndarray) -> np.ndarray:
+def conv_kernel(value: np.ndarray) -> np.ndarray:
+    """A PyTorch conv kernel (O, I, kh, kw) in Keras' layout (kh, kw, I, O)."""
     return value.transpose(2, 3, 1, 0)
 
 
-def _depthwise(value: np.ndarray) -> np.ndarray:
+def depthwise_kernel(value: np.ndarray) -> np.ndarray:
+    """A PyTorch depthwise kernel (C, 1, kh, kw) in Keras' layout (kh, kw, C, 1)."""
     return value.transpose(2, 3, 0, 1)
 
 
-def _dense(value: np.ndarray) -> np.ndarray:
+def dense_kernel(value: np.ndarray) -> np.ndarray:
+    """A PyTorch linear weight (out, in) in Keras' layout (in, out)."""
     return value.T
 
 
-def _same(value: np.ndarray) -> np.ndarray:
+def unchanged(value: np.ndarray) -> np.ndarray:
+    """Biases, norm scales and shifts, BatchNorm statistics: the same in both frameworks."""
     return value
 
 
 # Inverse layouts, to state the PyTorch shape each Keras variable expects.
 _TORCH_SHAPE: dict[Callable, Callable[[tuple], tuple]] = {
-    _conv: lambda s: (s[3], s[2], s[0], s[1]),
-    _depthwise: lambda s: (s[2], s[3], s[0], s[1]),
-    _dense: lambda s: (s[1], s[0]),
-    _same: lambda s: tuple(s),
+    conv_kernel: lambda s: (s[3], s[2], s[0], s[1]),
+    depthwise_kernel: lambda s: (s[2], s[3], s[0], s[1]),
+    dense_kernel: lambda s: (s[1], s[0]),
+    unchanged: lambda s: tuple(s),
 }
 
 
 @dataclasses.dataclass
 class Target:
-    """One Keras variable and how to convert its PyTorch tensor."""
+    """One Keras variable and how to convert its PyTorch tensor (one of the layouts above).
+
+    A key map is ``{checkpoint name: Target}``: `model_targets` for the backbone; a head (the
+    segmenter's `keras_pvt.segmentation.checkpoint_keys`) writes its own with `add_layer`.
+    """
 
     variable: Any
     convert: Callable[[np.ndarray], np.ndarray]
@@ -98,61 +109,6 @@ class Target:
     @property
     def torch_shape(self) -> tuple[int, ...]:
         return tuple(int(d) for d in _TORCH_SHAPE[self.convert](tuple(self.variable.shape)))
-
-
-class CheckpointMismatchError(ValueError):
-    """The checkpoint's tensors do not fit the model: missing, unexpected or mis-shaped keys."""
-
-    def __init__(
-        self,
-        missing: list[str],
-        unexpected: list[str],
-        mismatched: list[tuple[str, tuple, tuple]],
-        hint: str = "",
-    ) -> None:
-        self.missing, self.unexpected, self.mismatched = missing, unexpected, mismatched
-        lines = ["The checkpoint does not match the model."]
-        if hint:
-            lines.append(hint)
-        lines += _section("missing from the checkpoint", missing)
-        lines += _section("unexpected in the checkpoint", unexpected)
-        lines += _section(
-            "with the wrong shape (checkpoint vs model, PyTorch layout)",
-            [f"{name}: {got} vs {want}" for name, got, want in mismatched],
-        )
-        super().__init__("\n".join(lines))
-
-
-class CheckpointValueError(ValueError):
-    """Checkpoint tensors the model cannot take as weights: not floating point, or not finite."""
-
-    def __init__(self, not_float: list[str], not_finite: list[str], source: str | None = None) -> None:
-        self.not_float, self.not_finite, self.source = not_float, not_finite, source
-        named = "The checkpoint" if source is None else f"The weights file {source!r}"
-        lines = [f"{named} holds values that are not usable weights; nothing was loaded."]
-        lines += _section("not floating point (dtype)", not_float)
-        if not_float:
-            lines.append(
-                "  keras-pvt loads float weights only (float16/bfloat16/float32/float64); casting "
-                "integers or booleans would silently give wrong weights. Dequantise a quantised "
-                "checkpoint first (e.g. `q.astype(np.float32) * scale`) or use the float release."
-            )
-        lines += _section("with NaN or infinite values (counts)", not_finite)
-        if not_finite:
-            lines.append(
-                "  The file is damaged or comes from a diverged run (or float64 values overflow "
-                "float32); use another checkpoint."
-            )
-        super().__init__("\n".join(lines))
-
-
-def _section(title: str, items: list[str]) -> list[str]:
-    if not items:
-        return []
-    shown = [f"    {item}" for item in items[:REPORT_FIRST]]
-    more = len(items) - REPORT_FIRST
-    tail = [f"    ... and {more} more"] if more > 0 else []
-    return [f"  {len(items)} key(s) {title}:", *shown, *tail]
 
 
 def model_targets(model: Any) -> dict[str, Target]:
@@ -165,22 +121,22 @@ def model_targets(model: Any) -> dict[str, Target]:
         except ValueError:
             break
         prefix = f"stage{stage_index}"
-        _conv_layer(targets, f"{prefix}.patch_embed.proj", stage.patch_embed.proj, _conv)
+        add_layer(targets, f"{prefix}.patch_embed.proj", stage.patch_embed.proj, conv_kernel)
         _norm(targets, f"{prefix}.patch_embed.norm", stage.patch_embed.norm)
         for j, block in enumerate(stage.blocks):
             name = f"{prefix}.block{j}"
             _norm(targets, f"{name}.norm1", block.norm1)
             attn = block.attn
             for part in ("q", "kv", "proj"):
-                _conv_layer(targets, f"{name}.attn.{part}", getattr(attn, part), _dense)
+                add_layer(targets, f"{name}.attn.{part}", getattr(attn, part), dense_kernel)
             if attn.sr is not None:
-                _conv_layer(targets, f"{name}.attn.sr", attn.sr, _conv)
+                add_layer(targets, f"{name}.attn.sr", attn.sr, conv_kernel)
             if attn.norm is not None:
                 _norm(targets, f"{name}.attn.norm", attn.norm)
             _norm(targets, f"{name}.norm2", block.norm2)
-            _conv_layer(targets, f"{name}.mlp.fc1", block.mlp.fc1, _dense)
-            _conv_layer(targets, f"{name}.mlp.dwconv", block.mlp.dwconv, _depthwise)
-            _conv_layer(targets, f"{name}.mlp.fc2", block.mlp.fc2, _dense)
+            add_layer(targets, f"{name}.mlp.fc1", block.mlp.fc1, dense_kernel)
+            add_layer(targets, f"{name}.mlp.dwconv", block.mlp.dwconv, depthwise_kernel)
+            add_layer(targets, f"{name}.mlp.fc2", block.mlp.fc2, dense_kernel)
         _norm(targets, f"{prefix}.norm", stage.norm)
         stage_index += 1
     if stage_index == 1:
@@ -190,7 +146,7 @@ def model_targets(model: Any) -> dict[str, Target]:
         )
     head = _head_layer(model)
     if head is not None:
-        _conv_layer(targets, "head", head, _dense)
+        add_layer(targets, "head", head, dense_kernel)
     return targets
 
 
@@ -201,15 +157,16 @@ def _head_layer(model: Any) -> Any:
         return None
 
 
-def _conv_layer(targets: dict[str, Target], name: str, layer: Any, convert: Callable) -> None:
+def add_layer(targets: dict[str, Target], name: str, layer: Any, convert: Callable) -> None:
+    """Add ``{name}.weight`` (the layer's kernel, in layout `convert`) and ``{name}.bias`` if it has one."""
     targets[f"{name}.weight"] = Target(layer.kernel, convert)
     if getattr(layer, "bias", None) is not None:
-        targets[f"{name}.bias"] = Target(layer.bias, _same)
+        targets[f"{name}.bias"] = Target(layer.bias, unchanged)
 
 
 def _norm(targets: dict[str, Target], name: str, layer: Any) -> None:
-    targets[f"{name}.weight"] = Target(layer.gamma, _same)
-    targets[f"{name}.bias"] = Target(layer.beta, _same)
+    targets[f"{name}.weight"] = Target(layer.gamma, unchanged)
+    targets[f"{name}.bias"] = Target(layer.beta, unchanged)
 
 
 def assign_state_dict(
@@ -241,10 +198,7 @@ def assign_state_dict(
     if head not in ("auto", "require"):
         raise ValueError(f"`head` must be 'auto' or 'require', got {head!r}.")
     targets = model_targets(model)
-    state = dict(state)
-    skipped = [key for key in state if key.endswith(BOOKKEEPING_SUFFIXES)]
-    for key in skipped:
-        del state[key]
+    state, skipped = without_bookkeeping(state)
     has_head = "head.weight" in targets
     head_keys = [k for k in state if k.startswith("head.")]
     if not has_head:
@@ -272,29 +226,38 @@ def assign_state_dict(
             targets = {k: v for k, v in targets.items() if not k.startswith("head.")}
 
     adapt_to = _channels_to_adapt(state, targets)
-    _check_fit(state, targets, hint, first_kernel_adapted=adapt_to is not None)
-    values = _float32_values(state, targets)
+    check_fit(state, targets, hint, first_kernel_adapted=adapt_to is not None)
+    values = float32_values(state, targets)
     if adapt_to:
         values[FIRST_KERNEL] = adapt_input_conv(values[FIRST_KERNEL], adapt_to)
         warnings.warn(input_adapted_message(adapt_to), stacklevel=3)
     if head_note:
         warnings.warn(head_note, stacklevel=3)
-    for key, target in targets.items():
-        target.variable.assign(target.convert(values[key]).astype(target.variable.dtype))
+    assign_values(targets, values)
     return {"loaded": list(targets), "skipped": skipped, "adapted": [FIRST_KERNEL] if adapt_to else []}
 
 
-def _check_fit(
-    state: Mapping[str, Any], targets: Mapping[str, Target], hint: str, first_kernel_adapted: bool
+def without_bookkeeping(state: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """(`state` without its integer bookkeeping buffers, the names of those skipped)."""
+    kept = {key: value for key, value in state.items() if not key.endswith(BOOKKEEPING_SUFFIXES)}
+    return kept, [key for key in state if key not in kept]
+
+
+def check_fit(
+    state: Mapping[str, Any],
+    targets: Mapping[str, Target],
+    hint: str = "",
+    *,
+    first_kernel_adapted: bool = False,
 ) -> None:
-    """`CheckpointMismatchError` listing the missing, unexpected and mis-shaped keys, if any."""
+    """`CheckpointMismatchError` listing the missing, unexpected and mis-shaped keys of a key map, if any."""
     missing = [k for k in targets if k not in state]
     unexpected = [k for k in state if k not in targets]
     mismatched = [
-        (k, tuple(int(d) for d in state[k].shape), targets[k].torch_shape)
+        (k, tuple(int(d) for d in np.shape(state[k])), targets[k].torch_shape)
         for k in targets
         if k in state
-        and tuple(state[k].shape) != targets[k].torch_shape
+        and tuple(np.shape(state[k])) != targets[k].torch_shape
         and not (k == FIRST_KERNEL and first_kernel_adapted)
     ]
     if missing or unexpected or mismatched:
@@ -348,7 +311,7 @@ def non_finite_entry(key: str, value: np.ndarray) -> str | None:
     return f"{key} ({nan} NaN, {value.size - nan - int(finite.sum())} inf)"
 
 
-def _float32_values(state: Mapping[str, Any], targets: Mapping[str, Target]) -> dict[str, np.ndarray]:
+def float32_values(state: Mapping[str, Any], targets: Mapping[str, Target]) -> dict[str, np.ndarray]:
     """The float32 value of every target, or `CheckpointValueError` for non-float or non-finite ones."""
     values: dict[str, np.ndarray] = {}
     not_float: list[str] = []
@@ -367,3 +330,9 @@ def _float32_values(state: Mapping[str, Any], targets: Mapping[str, Target]) -> 
     if not_float or not_finite:
         raise CheckpointValueError(not_float, not_finite)
     return values
+
+
+def assign_values(targets: Mapping[str, Target], values: Mapping[str, np.ndarray]) -> None:
+    """Write each checked float32 value (`float32_values`) into its variable, in Keras' layout."""
+    for key, target in targets.items():
+        target.variable.assign(target.convert(values[key]).astype(target.variable.dtype))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -52,6 +53,50 @@ def preset_of(architecture: PVTV2Config | Mapping[str, object]) -> str | None:
         if all(key in fields and fields[key] == value for key, value in wanted.items()):
             return name
     return None
+
+
+def model_config(model: Any) -> PVTV2Config | None:
+    """The `PVTV2Config` of the PVT-v2 in `model` (nested models too), read from its stage layers.
+
+    None when `model` holds no stages, or stages that make no valid config. The class count is 0:
+    the config describes the backbone.
+    """
+    stages = _stage_layers(model)
+    if not stages:
+        return None
+    first = stages[0]
+    try:
+        return PVTV2Config(
+            embed_dims=tuple(stage.dim for stage in stages),
+            depths=tuple(stage.depth for stage in stages),
+            num_heads=tuple(stage.num_heads for stage in stages),
+            mlp_ratios=tuple(stage.mlp_ratio for stage in stages),
+            sr_ratios=tuple(stage.sr_ratio for stage in stages),
+            linear=first.linear,
+            patch_size=first.patch_size,
+            qkv_bias=first.qkv_bias,
+            qk_scale=first.qk_scale,
+            in_channels=int(first.patch_embed.proj.kernel.shape[2]),
+            num_stages=len(stages),
+            num_classes=0,
+        )
+    except ValueError:
+        return None
+
+
+def _stage_layers(model: Any) -> list[Any]:
+    """The layers "stage1", "stage2", ... of `model`, or of the first nested model that has them."""
+    layers = {layer.name: layer for layer in getattr(model, "layers", [])}
+    stages = []
+    while f"stage{len(stages) + 1}" in layers:
+        stages.append(layers[f"stage{len(stages) + 1}"])
+    if stages:
+        return stages
+    for layer in layers.values():
+        nested = _stage_layers(layer) if hasattr(layer, "get_layer") else []
+        if nested:
+            return nested
+    return []
 
 
 def _architecture_fields(config: PVTV2Config) -> Fields:

@@ -10,8 +10,8 @@ import argparse
 import json
 
 from keras_pvt._safe_write import KERAS_MODEL, KERAS_WEIGHTS, atomic_write, check_output
-from keras_pvt.checkpoint_model import from_checkpoint
 from keras_pvt.checkpoints import detect_scheme, read_state_dict
+from keras_pvt.checkpoints.build import from_checkpoint
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -17,9 +17,9 @@ from typing import Any
 from keras_pvt.cli.demo_common import DEMO_ARCH, demo_pipelines, export_and_verify, report, start_demo, step
 from keras_pvt.config import PVTV2Config
 from keras_pvt.data import Pipelines, eval_pipeline, make_pipelines, shapes_config, to_numpy
+from keras_pvt.export.compare import export_and_compare, format_table
 from keras_pvt.training import Recipe, TrainResult, train
 from keras_pvt.training.callbacks import TimeBudget
-from keras_pvt.training.compare_exports import export_and_compare, format_table
 
 DEMO_LR = 1.6e-2  # per 512 images: peak 1e-3 at batch 32 (measured to train this model stably)
 TASKS = ("classification", "segmentation")

@@ -15,7 +15,7 @@ import numpy as np
 from keras_pvt.cli.demo_common import DEMO_ARCH, demo_pipelines, export_and_verify, report, start_demo, step
 from keras_pvt.config import PVTV2Config
 from keras_pvt.data import make_segmentation_pipelines, seg_shapes_config, segmentation_eval_pipeline
-from keras_pvt.export.compare_segmenter import (
+from keras_pvt.export.compare import (
     SegmentationFormatResult,
     baseline_scores,
     export_and_compare_segmenter,

@@ -1,7 +1,8 @@
-"""`keras-pvt export`: a Keras model or a preset -> verified SavedModel, TFLite or OpenVINO IR + report.
+"""`keras-pvt export`: a Keras model or a preset -> a verified SavedModel, TFLite, OpenVINO IR or ONNX.
 
     keras-pvt export model.keras --format saved_model --output DIR
     keras-pvt export model.keras --format openvino --openvino-precision float16 --output m.xml
+    keras-pvt export model.keras --format onnx --output m.onnx
     keras-pvt export --variant b0 --weights W --format tflite --quantize int8 \\
         --representative DIR --output m.tflite
 
@@ -16,9 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from keras_pvt._safe_write import EXPORT_REPORT, KERAS_MODEL, SAVED_MODEL, TFLITE, check_output
+from keras_pvt._safe_write import EXPORT_REPORT, KERAS_MODEL, KERAS_WEIGHTS, SAVED_MODEL, TFLITE, check_output
 from keras_pvt.export.bounds import DEFAULT_BOUNDS
 from keras_pvt.export.images import DEFAULT_VERIFY_IMAGES
+from keras_pvt.export.onnx import DEFAULT_OPSET, check_onnx_output
+from keras_pvt.export.onnx_run import require_onnx
 from keras_pvt.export.openvino import PRECISIONS as OPENVINO_PRECISIONS
 from keras_pvt.export.openvino import check_openvino_output
 from keras_pvt.export.tflite import (
@@ -28,11 +31,10 @@ from keras_pvt.export.tflite import (
     check_quantize,
 )
 
-FORMATS = ("saved_model", "tflite", "openvino")
+FORMATS = ("saved_model", "tflite", "openvino", "onnx")
 # Flag defaults come from the conversion and verification options.
 TFLITE_DEFAULTS, VERIFY_DEFAULTS = TFLiteOptions(), VerifyOptions()
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 EXIT_VERIFICATION_FAILED = 1
 QUANTIZE_HELP = (
     "TFLite only: int8 = mixed int8, fast on CPUs (XNNPACK), the ops without an XNNPACK int8 kernel "
@@ -43,10 +45,10 @@ QUANTIZE_HELP = (
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export",
-        help="export a model as a verified SavedModel, TFLite file or OpenVINO IR",
+        help="export a model as a verified SavedModel, TFLite file, OpenVINO IR or ONNX file",
         description="Export a Keras model file or a preset to SavedModel, TFLite (builtin ops "
-        "only) or OpenVINO IR, verify it against the Keras model and write a JSON report next to "
-        "the output.",
+        "only), OpenVINO IR or ONNX, verify it against the Keras model (ONNX on ONNX Runtime) and "
+        "write a JSON report next to the output.",
     )
     source = parser.add_argument_group("model (a .keras file, or a preset)")
     source.add_argument("model", nargs="?", help="a saved Keras model (.keras)")
@@ -61,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     out.add_argument(
         "--output",
         required=True,
-        help="output .tflite file, SavedModel folder or OpenVINO NAME.xml (+ NAME.bin)",
+        help="output .tflite file, SavedModel folder, OpenVINO NAME.xml (+ NAME.bin) or NAME.onnx",
     )
     _add_openvino_flags(out)
     out.add_argument(
@@ -148,6 +150,9 @@ def _add_openvino_flags(group: Any) -> None:
         help="OpenVINO only: float32 (default), float16 (float16 weights, float32 compute) or "
         "bfloat16 (verified and timed with OpenVINO's bfloat16 inference precision)",
     )
+    group.add_argument(
+        "--onnx-opset", type=int, help=f"ONNX only: the opset of the file (default {DEFAULT_OPSET})"
+    )
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -175,11 +180,18 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError("quantization options apply to --format tflite only.")
     if args.openvino_precision is not None and args.format != "openvino":
         raise ValueError("--openvino-precision applies to --format openvino only.")
+    if args.onnx_opset is not None and args.format != "onnx":
+        raise ValueError("--onnx-opset applies to --format onnx only.")
+    if args.format == "onnx":
+        try:
+            require_onnx("keras-pvt export --format onnx")
+        except ImportError as error:  # refused in one line before any work, like a bad flag
+            raise ValueError(str(error)) from None
     if args.min_pixel_agreement is not None and not 0 <= args.min_pixel_agreement <= 1:
         raise ValueError(f"--min-pixel-agreement must be between 0 and 1, got {args.min_pixel_agreement}.")
     if args.tolerance is not None and not args.tolerance >= 0:
         raise ValueError(f"--tolerance (the largest relative error) must be >= 0, got {args.tolerance}.")
-    for flag in ("num_calibration", "num_verify", "threads", "runs", "batch_size"):
+    for flag in ("num_calibration", "num_verify", "threads", "runs", "batch_size", "onnx_opset"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise ValueError(f"--{flag.replace('_', '-')} must be a positive integer, got {value}.")
@@ -194,13 +206,9 @@ def check_model_file(path: Path) -> None:
     """Refuse an empty or corrupt model file before Keras reports it as "File not found"."""
     if path.stat().st_size == 0:
         raise ValueError(f"model file {str(path)!r} is empty (0 bytes); save the model again.")
-    if path.suffix.lower() == ".keras":
-        intact = KERAS_MODEL.recognise(path)
-    else:
-        with path.open("rb") as handle:
-            intact = handle.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE
-    if not intact:
-        kind = "a .keras zip archive with config.json" if path.suffix.lower() == ".keras" else "an HDF5 file"
+    keras_file = path.suffix.lower() == ".keras"
+    if not (KERAS_MODEL if keras_file else KERAS_WEIGHTS).recognise(path):  # zip or HDF5 signature
+        kind = "a .keras zip archive with config.json" if keras_file else "an HDF5 file"
         raise ValueError(
             f"model file {str(path)!r} is corrupt: it is not {kind} (truncated or damaged). "
             "Save the model again with model.save()."
@@ -215,6 +223,8 @@ def check_outputs(args: argparse.Namespace) -> None:
     inputs = [path for path in given if path and Path(path).exists()]  # not 'imagenet', 'tfds:...'
     if args.format == "openvino":
         check_openvino_output(args.output, overwrite=args.overwrite, inputs=inputs)
+    elif args.format == "onnx":
+        check_onnx_output(args.output, overwrite=args.overwrite, inputs=inputs)
     else:
         kind = TFLITE if args.format == "tflite" else SAVED_MODEL
         check_output(args.output, kind, overwrite=args.overwrite, inputs=inputs)
@@ -222,10 +232,10 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 
 def load_model(args: argparse.Namespace) -> Any:
-    """The model to export: the .keras file, or the preset built with --weights."""
-    import keras
-
+    """The model to export: the .keras file (its config within the sanity limits, rebuilt with
+    safe_mode), or the preset built with --weights."""
     import keras_pvt  # registers the layers for deserialisation
+    from keras_pvt.checkpoints import load_keras_model
 
     if args.variant is not None:
         return keras_pvt.PVT_V2(
@@ -235,7 +245,7 @@ def load_model(args: argparse.Namespace) -> Any:
             features_only=args.features_only,
         )
     try:
-        return keras.saving.load_model(args.model, compile=False)
+        return load_keras_model(args.model)
     except Exception as error:  # Keras raises many types for a corrupt/foreign file
         cause = _innermost(error)  # Keras wraps a layer's own refusal in a generic TypeError
         reason = str(cause).splitlines()[0] if str(cause) else ""
@@ -304,7 +314,9 @@ def _verify_images(args: argparse.Namespace, model: Any, size: Any, export: Any)
 def _export(args: argparse.Namespace, model: Any, size: Any, batch: Any, export: Any) -> Any:
     images = _verify_images(args, model, size, export)
     if args.format == "tflite":
-        options = TFLiteOptions(
+        result = export.convert_to_tflite(
+            model,
+            args.output,
             quantize=args.quantize,
             representative_data=args.representative,
             num_calibration=args.num_calibration,
@@ -313,8 +325,6 @@ def _export(args: argparse.Namespace, model: Any, size: Any, batch: Any, export:
             int8_io=args.int8_io,
             strict_int8=args.strict_int8,
             data_dir=args.data_dir,
-        )
-        checks = VerifyOptions(
             verify_images=images,
             num_verify=args.num_verify,
             threads=args.threads,
@@ -322,9 +332,24 @@ def _export(args: argparse.Namespace, model: Any, size: Any, batch: Any, export:
             tolerance=args.tolerance,
             min_top1=args.min_top1,
             min_pixel_agreement=args.min_pixel_agreement,
+            overwrite=args.overwrite,
         )
-        result = export.convert_to_tflite(
-            model, args.output, options=options, checks=checks, overwrite=args.overwrite
+        return result.verification, result
+    if args.format == "onnx":
+        result = export.export_onnx(
+            model,
+            args.output,
+            image_size=size,
+            batch_size=batch,
+            opset=args.onnx_opset or DEFAULT_OPSET,
+            verify_images=images,
+            num_images=args.num_verify,
+            threads=args.threads,
+            runs=args.runs,
+            tolerance=args.tolerance,
+            min_top1=args.min_top1,
+            min_pixel_agreement=args.min_pixel_agreement,
+            overwrite=args.overwrite,
         )
         return result.verification, result
     if args.format == "openvino":

@@ -31,6 +31,7 @@ def variant_rows(size: int = 224) -> list[dict[str, object]]:
                 "linear": config.linear,
                 "min_size": config.min_input_size(),
                 "ade20k_miou": variant.ade20k_miou,
+                "coco_ap": variant.coco_retinanet_ap,
             }
         )
     return rows
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         "linear",
         "min size",
         "ADE20K mIoU (paper)",
+        "COCO box AP (paper)",
     ]
     lines = [
         [
@@ -58,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
             "yes" if r["linear"] else "no",
             str(r["min_size"]),
             "-" if r["ade20k_miou"] is None else f"{r['ade20k_miou']:.1f}",
+            "-" if r["coco_ap"] is None else f"{r['coco_ap']:.1f}",
         ]
         for r in rows
     ]

@@ -177,7 +177,11 @@ def image_height_width(path: Path) -> tuple[int, int] | None:
 
 
 def _jpeg_height_width(data: bytes) -> tuple[int, int] | None:
-    """Walk the JPEG segments to the first start-of-frame marker (SOF0-SOF15 except DHT/JPG/DAC)."""
+    """Walk the JPEG segments to the first start-of-frame marker (SOF0-SOF15 except DHT/JPG/DAC).
+
+    TensorFlow's `extract_jpeg_shape` gives the same sizes but reads every segment up to the scan,
+    costs several times more per file and, given only the file's start, fails with libjpeg's
+    message on stderr (tests/test_seg_folder_headers.py)."""
     offset = 2
     while offset + 9 <= len(data):
         if data[offset] != 0xFF:

@@ -16,12 +16,14 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 # Importing the embedded builders registers them with tfds.
+from keras_pvt.data.det_shapes import DET_DATASET_NAME
 from keras_pvt.data.seg_shapes import SEG_DATASET_NAME
 from keras_pvt.data.shapes import DATASET_NAME
 from keras_pvt.images import FOLDER_DATASET_SUFFIXES
 
 VALIDATION_SPLITS = ("validation", "val", "test")
-EMBEDDED_DATASETS = (DATASET_NAME, SEG_DATASET_NAME)  # rendered locally: nothing to download
+# Rendered locally: nothing to download.
+EMBEDDED_DATASETS = (DATASET_NAME, SEG_DATASET_NAME, DET_DATASET_NAME)
 FOLDER_VAL_SPLITS = ("val", "validation", "test")
 DEFAULT_VAL_FRACTION = 0.1
 NETWORK_PROBE_TIMEOUT_S = 3.0

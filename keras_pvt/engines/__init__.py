@@ -1,25 +1,24 @@
-"""Inference engines of `compile_inference(model, freeze_weights=True, engine=...)` (TensorFlow only).
+"""The converting engines of `compile_inference(model, engine=...)` (TensorFlow only).
 
 Each input shape (batch, height, width, channels) is built once, on its first call, and cached
 (`cache.MAX_SHAPES` shapes at a time, least recently used dropped first):
 
-* "xla", "segments" (`tensorflow`): TensorFlow's compiled paths (`keras_pvt.kernels.tf_inference`);
-  their first call of a shape traces and compiles it. Thread-safe.
 * "litert" (`litert`): a float32 `.tflite` converted for that exact shape (the export's
   `convert_to_tflite`), run by LiteRT with its XNNPACK delegate. One interpreter per shape, behind a
   lock: concurrent calls of one shape run one at a time.
-* "openvino" (`openvino`): the model converted by `keras_pvt.export.openvino` for that shape and
-  compiled for the CPU in float32 (``pip install 'keras-pvt[openvino]'``). Thread-safe: a pool of
-  infer requests, one per concurrent call.
-* "auto" (`auto`): every installed engine above is built for the new shape and timed alternately on
-  the caller's images; the fastest is kept (the others dropped), and remembered in the optional
-  `engine_cache` JSON file (`choices`), so a later process builds only the winner.
+* "openvino" (`openvino`): the model converted by `keras_pvt.export.openvino` for that shape (with
+  the OpenVINO rewrite) and compiled for the CPU in float32 (``pip install 'keras-pvt[openvino]'``).
+  Thread-safe: a pool of infer requests, one per concurrent call.
+* "measure" (`measure`): every installed engine ("xla" through `tensorflow`, and the two above) is
+  built for the new shape and timed alternately on the caller's images; the fastest is kept (the
+  others dropped), and remembered in the optional `engine_cache` JSON file (`choices`), so a later
+  process builds only the winner.
 
-The converting engines (LiteRT, OpenVINO and "auto") convert a copy of the model rebuilt from its
-config with the weights of `compile_inference` time (`snapshot`), so they need
-``freeze_weights=True`` and float32; outputs (`outputs`) have the model's structure, as TensorFlow
-tensors, equal to ``model(images, training=False)`` to float32 round-off. First-call cost and
-thread-safety per engine: docs/performance.md, "Inference engines".
+They convert a copy of the model rebuilt from its config with the weights of `compile_inference`
+time (`snapshot`), so they run float32 and ignore later weight changes; outputs (`outputs`) have the
+model's structure, as TensorFlow tensors, equal to ``model(images, training=False)`` to float32
+round-off. First-call cost and thread-safety per engine: docs/performance.md, "Inference engines".
+`keras_pvt.inference` imports `compiled` directly, on first use.
 """
 
 from keras_pvt._requires import require_tensorflow

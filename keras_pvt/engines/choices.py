@@ -1,4 +1,4 @@
-"""The `engine_cache` file of engine="auto": the engine chosen for each machine, model, threads and shape.
+"""The `engine_cache` file of engine="measure": the engine chosen for each machine, model, threads and shape.
 
 A small JSON object ``{"format": "keras-pvt-engine-choices", "choices": {key: {"engine": NAME,
 "ms": {engine: median ms}}}}``, read when `compile_inference` is called and rewritten (beside and

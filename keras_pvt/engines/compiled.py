@@ -9,14 +9,15 @@ from typing import Any
 
 import keras
 
-from keras_pvt.engines.auto import AutoChoice, fastest
 from keras_pvt.engines.cache import ShapeCache
 from keras_pvt.engines.choices import ChoicesFile
+from keras_pvt.engines.measure import AutoChoice, fastest
 from keras_pvt.engines.snapshot import frozen_copy
-from keras_pvt.engines.tensorflow import TensorFlowEngine, TensorFlowPaths
+from keras_pvt.engines.tensorflow import TensorFlowEngine
+from keras_pvt.inference.engines import installed
 
-# The engines engine="auto" measures, when installed.
-AUTO_CANDIDATES = ("xla", "segments", "litert", "openvino")
+# The engines engine="measure" times, when installed.
+AUTO_CANDIDATES = ("xla", "litert", "openvino")
 
 
 def default_threads() -> int:
@@ -29,17 +30,10 @@ def default_threads() -> int:
 
 def available_engines() -> tuple[str, ...]:
     """The engines of `AUTO_CANDIDATES` whose runtime is installed here."""
-    import importlib.util
-
-    names = ["xla", "segments"]
-    if importlib.util.find_spec("ai_edge_litert") is not None:
-        names.append("litert")
-    if importlib.util.find_spec("openvino") and importlib.util.find_spec("keras_pvt.export.openvino"):
-        names.append("openvino")
-    return tuple(names)
+    return tuple(name for name in AUTO_CANDIDATES if installed(name))
 
 
-def _make_engine(name: str, model: keras.Model, threads: int, paths: TensorFlowPaths) -> Any:
+def _make_engine(name: str, model: keras.Model, threads: int, checked_images: Callable[[Any], Any]) -> Any:
     if name == "litert":
         from keras_pvt.engines.litert import LiteRTEngine
 
@@ -48,16 +42,16 @@ def _make_engine(name: str, model: keras.Model, threads: int, paths: TensorFlowP
         from keras_pvt.engines.openvino import OpenVINOEngine
 
         return OpenVINOEngine(model, threads)
-    return TensorFlowEngine(name, paths)
+    return TensorFlowEngine(name, model, checked_images)
 
 
 class EngineInference:
-    """The callable `compile_inference` returns for engine="litert", "openvino" or "auto".
+    """The callable `compile_inference` returns for engine="litert", "openvino" or "measure".
 
     Attributes: `model` (the frozen copy every engine runs), `engine` (the engine asked for),
     `candidates` (the engines it may use), `threads`; `conversions` (per-shape LiteRT and OpenVINO
     conversions so far), `chosen` ({input shape: engine} of the shapes built now), and for the
-    shapes "auto" measured `timings` ({shape: {engine: median ms}}) and `differences` ({shape:
+    shapes "measure" timed `timings` ({shape: {engine: median ms}}) and `differences` ({shape:
     {engine: max abs difference from the model's outputs}}).
     """
 
@@ -71,12 +65,13 @@ class EngineInference:
     ) -> None:
         self.engine, self.threads = engine, threads
         # The choices file is checked first: a path holding a user's file is refused before any work.
-        self._choices = ChoicesFile(engine_cache, model, threads) if engine == "auto" else None
+        self._choices = ChoicesFile(engine_cache, model, threads) if engine == "measure" else None
         self.model = frozen_copy(model)
         self._checked_images = checked_images
-        self.candidates = available_engines() if engine == "auto" else (engine,)
-        paths = TensorFlowPaths(self.model, checked_images)
-        self._engines = {name: _make_engine(name, self.model, threads, paths) for name in self.candidates}
+        self.candidates = available_engines() if engine == "measure" else (engine,)
+        self._engines = {
+            name: _make_engine(name, self.model, threads, checked_images) for name in self.candidates
+        }
         self._cache = ShapeCache()
 
     def __call__(self, images: Any) -> Any:
@@ -122,5 +117,5 @@ def compile_engine(
     engine_cache: str | os.PathLike | None = None,
 ) -> EngineInference:
     """`compile_inference(model, freeze_weights=True, engine=engine)`, its arguments checked by the
-    caller (`keras_pvt.kernels.inference.check_engine`)."""
+    caller (`keras_pvt.inference.checks.check_engine`)."""
     return EngineInference(model, engine, checked_images, threads or default_threads(), engine_cache)

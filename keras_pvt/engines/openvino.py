@@ -1,7 +1,7 @@
 """The "openvino" engine: an OpenVINO model converted for each input shape, compiled for the CPU.
 
 Each new shape is converted once with `keras_pvt.export.openvino.convert_to_openvino_model` (fixed
-batch and size, the export's kernel table) and compiled with float32 inference precision and the
+batch and size, on the export's rewrite, applied once) and compiled with float32 inference precision and the
 given number of threads. A compiled OpenVINO model is thread-safe, an infer request is not: each
 call takes an idle request from the shape's pool (creating one when all are busy, so concurrent
 calls run in parallel, each request holding its own activation buffers) and returns it after
@@ -18,6 +18,8 @@ import numpy as np
 
 from keras_pvt._requires import require_openvino
 from keras_pvt.engines.outputs import OutputStructure
+from keras_pvt.export.kernel_choice import openvino_kernel_table
+from keras_pvt.rewrites import rewritten
 
 OPENVINO_DEVICE = "CPU"
 
@@ -84,7 +86,8 @@ class OpenVINOEngine:
         from keras_pvt.export.openvino import convert_to_openvino_model
 
         self._convert = convert_to_openvino_model
-        self.model, self.threads = model, threads
+        # Rewritten once here (not on each shape's conversion, which would find nothing left to rewrite).
+        self.model, self.threads = rewritten(model, openvino_kernel_table()), threads
         self.outputs = OutputStructure(model)
         self.conversions = 0
 

@@ -16,10 +16,10 @@ def frozen_copy(model: keras.Model) -> keras.Model:
         copy = model.__class__.from_config(model.get_config())
     except Exception as error:  # any failure to rebuild: the engines cannot snapshot this model
         raise ValueError(
-            f"engine='litert', 'openvino' and 'auto' convert a copy of the model rebuilt from its "
+            f"engine='litert', 'openvino' and 'measure' convert a copy of the model rebuilt from its "
             f"config, but {type(model).__name__}.from_config failed ({error}); register the "
             "model's custom layers (keras.saving.register_keras_serializable), or use "
-            "engine='backend'."
+            "engine='xla'."
         ) from error
     copy.set_weights(model.get_weights())
     return copy

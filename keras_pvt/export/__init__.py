@@ -1,4 +1,4 @@
-"""Deployment exports of keras-pvt models: SavedModel, TFLite (LiteRT) and OpenVINO IR, verified.
+"""Deployment exports of keras-pvt models: SavedModel, TFLite (LiteRT), OpenVINO IR and ONNX, verified.
 
 Public API (stable):
     export_saved_model(model, path, *, image_size=None, batch_size=None, overwrite=False) -> str
@@ -19,6 +19,10 @@ Public API (stable):
     export_openvino(model, output_path (NAME.xml, + NAME.bin), *, precision="float32"|"float16"|
                     "bfloat16", image_size=None, batch_size=None, verify=True, ..., overwrite=False)
         -> OpenVINOExportResult (with .verification); verify_openvino(xml_path, model, images, ...)
+    export_onnx(model, output_path (NAME.onnx), *, image_size=None, batch_size=None, opset=17,
+                verify=True, ..., overwrite=False) -> ONNXExportResult (with .verification),
+        verified on ONNX Runtime (the `onnx` extra: tf2onnx, onnx, onnxruntime);
+        convert_to_onnx_model(model, ...) -> onnx.ModelProto; verify_onnx(onnx_path, model, images, ...)
     load_images(source, *, image_size, limit, preprocess, model) -> float32 NHWC array
     Bounds, DEFAULT_BOUNDS, default_bounds(format, mode): what verification holds each export to
         (largest relative error, smallest top-1 / pixel agreement; `keras_pvt.export.bounds`);
@@ -45,6 +49,8 @@ from keras_pvt._safe_write import OutputRefusedError
 from keras_pvt.export.bounds import DEFAULT_BOUNDS, Bounds, default_bounds
 from keras_pvt.export.errors import ExportError, UnsupportedOpsError, VerificationError
 from keras_pvt.export.images import load_images
+from keras_pvt.export.onnx import ONNXExportResult, convert_to_onnx_model, export_onnx
+from keras_pvt.export.onnx_run import verify_onnx
 from keras_pvt.export.openvino import (
     OPENVINO_PRECISIONS,
     OpenVINOExportResult,
@@ -76,22 +82,26 @@ __all__ = [
     "Bounds",
     "ConversionResult",
     "ExportError",
+    "ONNXExportResult",
     "OpenVINOExportResult",
     "OutputRefusedError",
     "TFLiteRunner",
     "UnsupportedOpsError",
     "VerificationError",
     "VerificationReport",
+    "convert_to_onnx_model",
     "convert_to_openvino_model",
     "convert_to_tflite",
     "default_bounds",
     "export_and_verify_saved_model",
+    "export_onnx",
     "export_openvino",
     "export_saved_model",
     "format_report",
     "load_images",
     "op_histogram",
     "report_path",
+    "verify_onnx",
     "verify_openvino",
     "verify_saved_model",
     "verify_tflite",

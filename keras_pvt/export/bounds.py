@@ -45,12 +45,13 @@ DEFAULT_BOUNDS: dict[tuple[str, str], Bounds] = {
     ("openvino", "float32"): Bounds(1e-4, 0.999, 0.999),
     ("openvino", "float16"): Bounds(1e-2, 0.99, 0.99),
     ("openvino", "bfloat16"): Bounds(0.1, 0.95, 0.95),
+    ("onnx", "float32"): Bounds(1e-4, 0.999, 0.999),
 }
 
 
 def default_bounds(format: str, mode: str) -> Bounds:
-    """The default `Bounds` of `format` ("saved_model", "tflite", "openvino") in `mode` (the TFLite
-    quantization mode, the OpenVINO precision, "float32" for a SavedModel)."""
+    """The default `Bounds` of `format` ("saved_model", "tflite", "openvino", "onnx") in `mode` (the
+    TFLite quantization mode, the OpenVINO precision, "float32" for a SavedModel or ONNX file)."""
     try:
         return DEFAULT_BOUNDS[(format, mode)]
     except KeyError:

@@ -1,38 +1,27 @@
-"""The kernel table each export target is traced with (`keras_pvt.kernels`): one place that decides.
+"""The rewrite each export target is traced with (`keras_pvt.rewrites`): one place that decides.
 
-Every table computes the same maths to float32 round-off; they differ in the graph patterns the
-target's optimizer recognises and in which ops full-integer quantization can run in int8.
+Every rewrite computes the plain model's maths to float32 round-off; they differ in the graph
+patterns the target's optimizer recognises.
 
-* OpenVINO: the canonical table (`kernels.canonical`). Its LayerNorm on a ``(rows, channels)``
-  view runs as the CPU plugin's native MVN; the default NHWC form is fused to MVN too, but the
-  plugin decomposes a 4-D MVN over the last axis back into reductions (docs/deployment.md,
-  "OpenVINO IR"), and was measured faster there.
-* TFLite, every mode: the backend's default table. Its LayerNorm (``x * inv + (beta - mean * inv)``)
-  quantizes to int8 without NEG; for float32 under XNNPACK the canonical table was not measurably
-  faster (the converter turns both into SQUARED_DIFFERENCE and RSQRT, and the canonical graph adds
-  reshapes), so float32 keeps the default too.
+* OpenVINO: `keras_pvt.rewrites.OPENVINO`, each LayerNorm on a ``(rows, channels)`` view, which the
+  CPU plugin runs as its native MVN; the plain NHWC form is fused to MVN too, but the plugin
+  decomposes a 4-D MVN over the last axis back into reductions (docs/deployment.md, "OpenVINO IR"),
+  and was measured faster there.
+* TFLite, every mode: none. The plain LayerNorm (``x * inv + (beta - mean * inv)``) quantizes to
+  int8 without NEG; for float32 under XNNPACK the 2-D form was not measurably faster (the converter
+  turns both into SQUARED_DIFFERENCE and RSQRT, and the 2-D graph adds reshapes).
 """
 
 from __future__ import annotations
 
-import dataclasses
-
-from keras_pvt.kernels.canonical import CANONICAL
-from keras_pvt.kernels.table import KernelTable
-from keras_pvt.kernels.tf_plain import TF_PLAIN
-
-# The canonical kernels with the TensorFlow default's run-time image-size assertion, for graphs
-# whose height and width are dynamic (OpenVINO's frontend drops the assertion, as TFLite does).
-TF_CANONICAL = dataclasses.replace(
-    CANONICAL, name="tf_canonical", assert_min_image_size=TF_PLAIN.assert_min_image_size
-)
+from keras_pvt.rewrites import OPENVINO, Rewrite
 
 
-def tflite_kernel_table(quantize: str) -> KernelTable | None:
-    """The table a TFLite conversion in mode `quantize` traces with; None = the backend's default."""
+def tflite_kernel_table(quantize: str) -> Rewrite | None:
+    """The rewrite a TFLite conversion in mode `quantize` traces; None = the plain model."""
     return None
 
 
-def openvino_kernel_table() -> KernelTable | None:
-    """The table an OpenVINO conversion traces with; None = the backend's default."""
-    return TF_CANONICAL
+def openvino_kernel_table() -> Rewrite | None:
+    """The rewrite an OpenVINO conversion traces; None = the plain model."""
+    return OPENVINO

@@ -1,6 +1,6 @@
 """Keras model -> OpenVINO model in memory, or an OpenVINO IR (`.xml` + `.bin`) verified against Keras.
 
-The serving function (`export.signature`) is traced under the OpenVINO kernel table
+The serving function (`export.signature`) is traced on the OpenVINO rewrite of the model
 (`export.kernel_choice`) and its concrete function handed to `openvino.convert_model`, whose
 TensorFlow frontend reads it directly: no SavedModel on disk, weights folded in as constants.
 The input is named ``images`` and the outputs keep the model's names, as in the other exports.
@@ -14,7 +14,6 @@ separate package that keras-pvt does not use.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import time
@@ -25,7 +24,6 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-import keras_pvt.kernels as kernels
 from keras_pvt._requires import require_openvino
 from keras_pvt._safe_write import OPENVINO_BIN, OPENVINO_XML, check_output, scratch_folder, staged_output
 from keras_pvt.export.dense import DEFAULT_IGNORE_LABEL
@@ -37,8 +35,8 @@ from keras_pvt.export.saved_model import input_spec
 from keras_pvt.export.signature import INPUT_NAME, output_names, serving_function
 from keras_pvt.export.verify import DEFAULT_RUNS, VerificationReport
 from keras_pvt.images import parse_image_size
-from keras_pvt.kernels.table import KernelTable
 from keras_pvt.layers.size_check import model_min_image_size
+from keras_pvt.rewrites import Rewrite, rewritten
 
 PRECISIONS = ("float32", "float16", "bfloat16")
 OPENVINO_PRECISIONS = PRECISIONS
@@ -94,7 +92,7 @@ def convert_to_openvino_model(
     *,
     image_size: int | Sequence[int] | None = None,
     batch_size: int | None = None,
-    kernel_table: KernelTable | None = None,
+    kernel_table: Rewrite | None = None,
 ) -> Any:
     """`model` as an `openvino.Model` (in memory), input ``images`` float32 NHWC, named outputs.
 
@@ -102,16 +100,16 @@ def convert_to_openvino_model(
         model: a Keras model with one NHWC image input (a classifier, `features_only`, a segmenter).
         image_size: None keeps height and width dynamic; an int or (height, width) fixes them.
         batch_size: None keeps the batch dynamic; an int fixes it.
-        kernel_table: the kernels the graph is traced with; None = `openvino_kernel_table()`.
+        kernel_table: the rewrite the graph is traced with; None = `openvino_kernel_table()`.
     """
     require_openvino("OpenVINO conversion")
     import openvino
 
     spec = input_spec(model, parse_image_size(image_size), batch_size)
     table = kernel_table or openvino_kernel_table()
-    with kernels.use(table) if table is not None else contextlib.nullcontext():
-        function = tf.function(serving_function(model), input_signature=[spec], autograph=False)
-        concrete = function.get_concrete_function()
+    traced = rewritten(model, table)
+    function = tf.function(serving_function(traced), input_signature=[spec], autograph=False)
+    concrete = function.get_concrete_function()
     try:
         converted = openvino.convert_model(concrete)
     except Exception as error:  # the frontend raises RuntimeError/OpConversionFailure with a long log
@@ -156,7 +154,7 @@ def export_openvino(
     min_pixel_agreement: float | None = None,
     dense: bool | None = None,
     ignore_label: int | None = DEFAULT_IGNORE_LABEL,
-    kernel_table: KernelTable | None = None,
+    kernel_table: Rewrite | None = None,
     overwrite: bool = False,
 ) -> OpenVINOExportResult:
     """Convert `model`, write the IR at `output_path` (``NAME.xml`` + ``NAME.bin``), verify it.

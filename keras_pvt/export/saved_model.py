@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -10,7 +9,6 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-import keras_pvt.kernels as kernels
 from keras_pvt._safe_write import SAVED_MODEL, staged_output
 from keras_pvt.export.dense import DEFAULT_IGNORE_LABEL
 from keras_pvt.export.errors import VerificationError
@@ -18,7 +16,7 @@ from keras_pvt.export.images import DEFAULT_VERIFY_IMAGES, verification_images
 from keras_pvt.export.signature import INPUT_NAME, SIGNATURE_KEY, serving_function
 from keras_pvt.export.verify import VerificationReport, verify_saved_model
 from keras_pvt.images import parse_image_size
-from keras_pvt.kernels.table import KernelTable
+from keras_pvt.rewrites import Rewrite, rewritten
 
 
 def input_spec(
@@ -51,7 +49,7 @@ def export_saved_model(
     image_size: int | Sequence[int] | None = None,
     batch_size: int | None = None,
     overwrite: bool = False,
-    kernel_table: KernelTable | None = None,
+    kernel_table: Rewrite | None = None,
 ) -> str:
     """Write `model` as a SavedModel folder at `path` and return the path.
 
@@ -66,8 +64,8 @@ def export_saved_model(
         overwrite: replace a previous SavedModel export at `path`. Anything else there (a file,
             a folder that is not a SavedModel, the current folder) is never replaced:
             `OutputRefusedError`.
-        kernel_table: the kernels the graph is traced with (`keras_pvt.kernels`); None = the
-            backend's default table. Every table computes the same maths to float32 round-off.
+        kernel_table: the rewrite the graph is traced with (`keras_pvt.rewrites`); None = the
+            plain model. Every rewrite computes the same maths to float32 round-off.
 
     The folder loads with plain ``tf.saved_model.load`` (no keras-pvt import needed).
     """
@@ -130,9 +128,9 @@ def export_and_verify_saved_model(
     return report
 
 
-def _write(model: Any, folder: Any, spec: Any, kernel_table: KernelTable | None = None) -> None:
-    with kernels.use(kernel_table) if kernel_table is not None else contextlib.nullcontext():
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        archive.add_endpoint(SIGNATURE_KEY, serving_function(model), input_signature=[spec])
-        archive.write_out(str(folder), verbose=False)
+def _write(model: Any, folder: Any, spec: Any, kernel_table: Rewrite | None = None) -> None:
+    model = rewritten(model, kernel_table)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(SIGNATURE_KEY, serving_function(model), input_signature=[spec])
+    archive.write_out(str(folder), verbose=False)

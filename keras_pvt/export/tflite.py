@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_pvt._keywords import replace_fields
+from keras_pvt._keywords import options_from
 from keras_pvt._safe_write import TFLITE, check_output, scratch_folder, staged_output
 from keras_pvt.export.dense import DEFAULT_IGNORE_LABEL
 from keras_pvt.export.errors import ExportError, UnsupportedOpsError, VerificationError
@@ -202,31 +202,10 @@ def _check_all_int8(flatbuffer: bytes) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class TFLiteOptions:
-    """How `convert_to_tflite` converts: quantization, its calibration, and the input shape.
-
-    Attributes:
-        quantize: "none" (float32), "float16" (float16 weights), "dynamic" (int8 weights, float
-            activations), "int8" (mixed int8 for XNNPACK: convolutions and dense layers int8, the
-            op types XNNPACK has no int8 kernel for float32) or "int8-full" (every op integer);
-            both int8 modes are calibrated on `representative_data`.
-        representative_data: calibration images for int8 modes: an array, a folder, a tf.data.Dataset or
-            "tfds:NAME:SPLIT" (see `load_images`); the first `num_calibration` images calibrate
-            (refused if all are flat, e.g. black), up to half the verification images are held
-            out from those after them.
-        image_size: None keeps height/width dynamic (resize inputs with `resize_tensor_input`); an
-            int or (height, width) fixes them. With ``batch_size=1`` the whole graph is static,
-            which lets XNNPACK delegate every node.
-        batch_size: None = dynamic batch.
-        int8_io: with "int8-full", make the input and output tensors int8 (else float32 with
-            quantize/dequantize ops inside).
-        strict_int8: with "int8-full", fail if any op has no int8 kernel instead of leaving it in
-            float.
-        preprocess: raw-pixel preprocessing for folders/uint8 data (default: ImageNet mean/std, none
-            for a model that normalises itself; its calibration data are then raw pixels).
-        data_dir: tensorflow-datasets folder for "tfds:" sources.
+    """The conversion arguments of `convert_to_tflite` (documented there), checked together when made.
 
     An unknown mode, an int8 mode without calibration images, or `int8_io` / `strict_int8` with
-    another mode than "int8-full" raise `ValueError` when the options are made.
+    another mode than "int8-full" raise `ValueError`.
     """
 
     quantize: str = "none"
@@ -245,27 +224,7 @@ class TFLiteOptions:
 
 @dataclasses.dataclass(frozen=True)
 class VerifyOptions:
-    """How `convert_to_tflite` checks the file it made against the Keras model.
-
-    Attributes:
-        verify: run the file with LiteRT on the verification images and compare with the model;
-            a failure (non-finite outputs, a bound breached) raises `VerificationError` and leaves
-            the output path as it was.
-        verify_images: images for verification, all used; default: `num_verify` images, for int8
-            modes up to half of them held out from `representative_data` (never calibrated on),
-            the rest seeded random images at the conversion's size (224x224 when dynamic).
-        num_verify: how many verification images are drawn when `verify_images` is None.
-        threads, runs: interpreter threads and timed runs for the latency in the report.
-        tolerance: the largest relative error of any output (`keras_pvt.export.bounds`).
-        min_top1: a classifier's smallest top-1 agreement with the model.
-        verify_masks: for a segmenter, ground-truth masks (N, H, W) of `verify_images`: the report
-            adds the Keras model's and the file's mIoU against them.
-        min_pixel_agreement: a segmenter's smallest fraction of pixels whose argmax matches Keras.
-        dense: per-pixel verification; None = when the model is a keras-pvt segmenter.
-        ignore_label: mask value left out of the mIoU against `verify_masks`.
-
-    The three bounds left None take the mode's default (`keras_pvt.export.bounds.DEFAULT_BOUNDS`).
-    """
+    """The verification arguments of `convert_to_tflite` (documented there), checked when made."""
 
     verify: bool = True
     verify_images: Any = None
@@ -290,27 +249,77 @@ def convert_to_tflite(
     model: Any,
     output_path: str | os.PathLike,
     *,
-    options: TFLiteOptions | None = None,
-    checks: VerifyOptions | None = None,
+    quantize: str = "none",
+    representative_data: Any = None,
+    num_calibration: int = DEFAULT_CALIBRATION_IMAGES,
+    image_size: int | Sequence[int] | None = None,
+    batch_size: int | None = None,
+    int8_io: bool = False,
+    strict_int8: bool = False,
+    preprocess: Callable[[np.ndarray], np.ndarray] | None = None,
+    data_dir: str | None = None,
+    verify: bool = True,
+    verify_images: Any = None,
+    num_verify: int = DEFAULT_VERIFY_IMAGES,
+    threads: int | None = 2,
+    runs: int = DEFAULT_RUNS,
+    tolerance: float | None = None,
+    min_top1: float | None = None,
+    verify_masks: Any = None,
+    min_pixel_agreement: float | None = None,
+    dense: bool | None = None,
+    ignore_label: int | None = DEFAULT_IGNORE_LABEL,
     overwrite: bool = False,
-    **fields: Any,
 ) -> ConversionResult:
     """Convert `model` to a builtin-ops-only `.tflite` at `output_path`, then verify it.
 
     Args:
         model: a Keras model with one NHWC image input.
         output_path: the `.tflite` file; written only if conversion and verification succeed.
-        options: quantization, calibration and input shape (`TFLiteOptions`).
-        checks: the verification (`VerifyOptions`).
+        quantize: "none" (float32), "float16" (float16 weights), "dynamic" (int8 weights, float
+            activations), "int8" (mixed int8 for XNNPACK: convolutions and dense layers int8, the
+            op types XNNPACK has no int8 kernel for float32) or "int8-full" (every op integer);
+            both int8 modes are calibrated on `representative_data`.
+        representative_data: calibration images for int8 modes: an array, a folder, a
+            tf.data.Dataset or "tfds:NAME:SPLIT" (see `load_images`); the first `num_calibration`
+            images calibrate (refused if all are flat, e.g. black), up to half the verification
+            images are held out from those after them.
+        image_size: None keeps height/width dynamic (resize inputs with `resize_tensor_input`); an
+            int or (height, width) fixes them. With ``batch_size=1`` the whole graph is static,
+            which lets XNNPACK delegate every node.
+        batch_size: None = dynamic batch.
+        int8_io: with "int8-full", make the input and output tensors int8 (else float32 with
+            quantize/dequantize ops inside).
+        strict_int8: with "int8-full", fail if any op has no int8 kernel instead of leaving it in
+            float.
+        preprocess: raw-pixel preprocessing for folders/uint8 data (default: ImageNet mean/std,
+            none for a model that normalises itself; its calibration data are then raw pixels).
+        data_dir: tensorflow-datasets folder for "tfds:" sources.
+        verify: run the file with LiteRT on the verification images and compare with the model;
+            a failure (non-finite outputs, a bound breached) raises `VerificationError` and leaves
+            the output path as it was.
+        verify_images: images for verification, all used; default: `num_verify` images, for int8
+            modes up to half of them held out from `representative_data` (never calibrated on),
+            the rest seeded random images at the conversion's size (224x224 when dynamic).
+        num_verify: how many verification images are drawn when `verify_images` is None.
+        threads, runs: interpreter threads and timed runs for the latency in the report.
+        tolerance: the largest relative error of any output (`keras_pvt.export.bounds`).
+        min_top1: a classifier's smallest top-1 agreement with the model.
+        verify_masks: for a segmenter, ground-truth masks (N, H, W) of `verify_images`: the report
+            adds the Keras model's and the file's mIoU against them.
+        min_pixel_agreement: a segmenter's smallest fraction of pixels whose argmax matches Keras.
+        dense: per-pixel verification; None = when the model is a keras-pvt segmenter.
+        ignore_label: mask value left out of the mIoU against `verify_masks`.
         overwrite: replace a previous `.tflite` at `output_path` (recognised by its TFL3
             identifier). Anything else there is never replaced: `OutputRefusedError`, raised
             before any work. The new file is written beside and renamed into place.
-        **fields: any field of `TFLiteOptions` or `VerifyOptions` by name, replacing it in
-            `options` / `checks`: ``convert_to_tflite(model, "m.tflite", quantize="float16")``.
+
+    The three bounds left None take the mode's default (`keras_pvt.export.bounds.DEFAULT_BOUNDS`).
+    Bad arguments raise `ValueError` before any work (`TFLiteOptions`, `VerifyOptions`).
     """
-    options, checks = replace_fields(
-        "convert_to_tflite", fields, options or TFLiteOptions(), checks or VerifyOptions()
-    )
+    arguments = locals()
+    options = options_from(convert_to_tflite, arguments, TFLiteOptions)
+    checks = options_from(convert_to_tflite, arguments, VerifyOptions)
     check_output(output_path, TFLITE, overwrite=overwrite)
     size = image_size_pair(options.image_size)
     spec = input_spec(model, size, options.batch_size)

@@ -6,7 +6,6 @@ from typing import Any
 
 import keras
 
-import keras_pvt.kernels as kernels
 from keras_pvt.layers.attention import SpatialReductionAttention
 from keras_pvt.layers.drop_path import DropPath
 from keras_pvt.layers.mlp import ConvMlp
@@ -72,10 +71,8 @@ class PVTBlock(keras.layers.Layer):
             layer.build(input_shape)
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
-        h = kernels.layer_norm(self.norm1, inputs, training)
-        y = self.drop_path(self.attn(h, training=training), training=training)
-        x, h = kernels.add_norm(self.norm2, inputs, y, training)
-        return x + self.drop_path(self.mlp(h, training=training), training=training)
+        x = inputs + self.drop_path(self.attn(self.norm1(inputs), training=training), training=training)
+        return x + self.drop_path(self.mlp(self.norm2(x), training=training), training=training)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return input_shape
@@ -160,7 +157,7 @@ class PVTStage(keras.layers.Layer):
         x = self.patch_embed(inputs, training=training)
         for block in self.blocks:
             x = block(x, training=training)
-        return kernels.layer_norm(self.norm, x, training)
+        return self.norm(x)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return self.patch_embed.compute_output_shape(input_shape)

@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-import keras_pvt.kernels as kernels
+from keras_pvt.layers.activations import exact_gelu
 from keras_pvt.layers.initializers import conv_kernel_initializer, dense_kernel_initializer
 from keras_pvt.limits import check_arguments, check_parameters
 
@@ -51,11 +51,11 @@ class ConvMlp(keras.layers.Layer):
         self.fc2.build(hidden_shape)
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
-        x = kernels.dense(self.fc1, inputs, training)
+        x = self.fc1(inputs)
         if self.linear:
             x = ops.relu(x)
-        x = self.drop(kernels.depthwise_conv_gelu(self.dwconv, x, training), training=training)
-        return self.drop(kernels.dense(self.fc2, x, training), training=training)
+        x = self.drop(exact_gelu(self.dwconv(x)), training=training)
+        return self.drop(self.fc2(x), training=training)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return (*input_shape[:-1], self.out_dim)

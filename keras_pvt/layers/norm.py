@@ -7,8 +7,6 @@ from typing import Any
 import keras
 from keras import ops
 
-import keras_pvt.kernels as kernels
-
 
 @keras.saving.register_keras_serializable(package="keras_pvt")
 class LayerNorm(keras.layers.LayerNormalization):
@@ -18,7 +16,7 @@ class LayerNorm(keras.layers.LayerNormalization):
     mean (``-mean * inv + beta``); TFLite has no int8 NEG kernel, so every norm of a full-int8 model
     then falls back to float between QUANTIZE/DEQUANTIZE pairs. This form (with the default
     ``center=True``) needs only MUL, SUB and ADD.
-    Computed in float32 under mixed precision, by the `normalize` kernel (`keras_pvt.kernels`).
+    Computed in float32 under mixed precision.
     """
 
     def __init__(self, epsilon: float = 1e-6, **kwargs: Any) -> None:
@@ -31,4 +29,9 @@ class LayerNorm(keras.layers.LayerNormalization):
         x = ops.cast(inputs, "float32")
         gamma = ops.cast(self.gamma, "float32") if self.scale else None
         beta = ops.cast(self.beta, "float32") if self.center else None
-        return ops.cast(kernels.normalize(x, gamma, beta, self.epsilon, training), self.compute_dtype)
+        mean, variance = ops.moments(x, axes=[-1], keepdims=True)
+        inv = ops.rsqrt(variance + self.epsilon)
+        if gamma is not None:
+            inv = inv * gamma
+        shift = beta - mean * inv if beta is not None else -(mean * inv)
+        return ops.cast(x * inv + shift, self.compute_dtype)

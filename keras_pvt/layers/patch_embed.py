@@ -6,7 +6,6 @@ from typing import Any
 
 import keras
 
-import keras_pvt.kernels as kernels
 from keras_pvt.layers.initializers import conv_kernel_initializer
 from keras_pvt.layers.norm import LayerNorm
 from keras_pvt.limits import check_arguments, check_parameters
@@ -48,7 +47,7 @@ class OverlapPatchEmbed(keras.layers.Layer):
         self.norm.build(self.proj.compute_output_shape(padded))
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
-        return kernels.conv_norm(self.proj, self.norm, self.pad(inputs), training)
+        return self.norm(self.proj(self.pad(inputs)))
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return self.proj.compute_output_shape(self.pad.compute_output_shape(input_shape))

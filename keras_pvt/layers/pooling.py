@@ -48,7 +48,9 @@ class AdaptiveAveragePooling2D(keras.layers.Layer):
 
     Works for any input size (smaller than, equal to or not divisible by the output size) and for
     spatial dims unknown until run time: the averaging is two small matmuls with matrices built from
-    the run-time height and width, which XLA and TFLite's builtin ops both run.
+    the run-time height and width, which XLA and TFLite's builtin ops both run. Keras' own
+    `AdaptiveAveragePooling2D` has the same windows but needs the size when traced on TensorFlow,
+    so it cannot serve the dynamic-size exports.
     """
 
     def __init__(self, output_size: int | tuple[int, int] = 7, **kwargs: Any) -> None:

@@ -8,7 +8,6 @@ from typing import Any
 import keras
 from keras import ops
 
-import keras_pvt.kernels as kernels
 from keras_pvt.input_checks import (
     check_image_channels,
     check_image_size,
@@ -16,6 +15,7 @@ from keras_pvt.input_checks import (
     minimum_size_advice,
 )
 from keras_pvt.limits import check_arguments
+from keras_pvt.runtime_checks import assert_min_image_size
 
 
 @keras.saving.register_keras_serializable(package="keras_pvt")
@@ -24,8 +24,8 @@ class ImageSizeCheck(keras.layers.Layer):
 
     Below `PVTV2Config.min_input_size()` a PVT-v2 silently returns garbage or NaN. Sizes known when
     the model is built, called eagerly or traced raise `ValueError` then; sizes known only at run
-    time (TensorFlow graphs with None dims) fail the run with the same message, through the
-    `assert_min_image_size` kernel (`keras_pvt.kernels`). XLA and TFLite drop that assertion: check
+    time (TensorFlow graphs with None dims) fail the run with the same message
+    (`keras_pvt.runtime_checks`). XLA and TFLite drop that assertion: check
     the size before calling such a compiled function (`compile_inference` does).
 
     A channel count other than the one the layer was built for, and an empty batch, known when
@@ -50,7 +50,7 @@ class ImageSizeCheck(keras.layers.Layer):
         if None not in static:
             return inputs
         message = "Images are too small: " + minimum_size_advice(self.min_size)
-        return kernels.assert_min_image_size(inputs, self.min_size, message)
+        return assert_min_image_size(inputs, self.min_size, message)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         check_image_size(input_shape[1], input_shape[2], self.min_size)

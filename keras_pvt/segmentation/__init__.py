@@ -12,8 +12,7 @@ from __future__ import annotations
 from keras_pvt.segmentation.backbone import segmenter_backbone
 from keras_pvt.segmentation.losses import SegmentationCrossEntropy
 from keras_pvt.segmentation.metrics import MeanIoU, PixelAccuracy
-from keras_pvt.segmentation.model import SemanticFPN, is_segmenter
-from keras_pvt.segmentation.weights import load_segmenter_weights
+from keras_pvt.segmentation.model import SemanticFPN, is_segmenter, load_segmenter_weights
 
 __all__ = [
     "MeanIoU",

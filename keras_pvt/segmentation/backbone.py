@@ -77,26 +77,8 @@ def not_a_features_model(model: Any) -> str:
 
 
 def load_backbone_weights(features_model: keras.Model, weights: Any, variant: str | None) -> None:
-    from keras_pvt.weights import load_weights
+    from keras_pvt.checkpoints.load import load_weights
+    from keras_pvt.checkpoints.variant import model_config
 
-    config = features_config(features_model)
+    config = model_config(features_model)
     load_weights(features_model, weights, config=config, variant=variant, head="auto")
-
-
-def features_config(features_model: keras.Model) -> PVTV2Config:
-    """The `PVTV2Config` of a features model, read back from its stage layers."""
-    stages = [features_model.get_layer(stage) for stage in STAGES]
-    first = stages[0]
-    return PVTV2Config(
-        embed_dims=tuple(s.dim for s in stages),
-        depths=tuple(s.depth for s in stages),
-        num_heads=tuple(s.num_heads for s in stages),
-        mlp_ratios=tuple(s.mlp_ratio for s in stages),
-        sr_ratios=tuple(s.sr_ratio for s in stages),
-        linear=first.linear,
-        patch_size=first.patch_size,
-        qkv_bias=first.qkv_bias,
-        qk_scale=first.qk_scale,
-        in_channels=int(features_model.inputs[0].shape[-1]),
-        num_classes=0,
-    )

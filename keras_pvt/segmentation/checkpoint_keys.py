@@ -1,4 +1,5 @@
-"""mmseg's names for the Semantic FPN weights, and the Keras variable each one goes to.
+"""mmseg's names for the Semantic FPN weights: the key map that plugs the segmenter into
+`keras_pvt.checkpoints.heads` (`SEMANTIC_FPN`), which loads mmseg checkpoints all or nothing.
 
 An mmseg checkpoint of PVTv2-Seg holds ``backbone.*`` (the official PVT-v2 naming, handled by
 `keras_pvt.checkpoints`), and for the head:
@@ -11,20 +12,18 @@ An mmseg checkpoint of PVTv2-Seg holds ``backbone.*`` (the official PVT-v2 namin
   ``j = 2k`` there and at ``j = k`` in level 0;
 * ``decode_head.conv_seg.{weight,bias}``.
 
-Tensors are in PyTorch layout: conv kernels (O, I, kh, kw) become Keras' (kh, kw, I, O).
+``*.num_batches_tracked`` counters are skipped.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
-import numpy as np
-
+from keras_pvt.checkpoints.assign import Target, add_layer, conv_kernel, unchanged
+from keras_pvt.checkpoints.heads import HeadCheckpoint
+from keras_pvt.segmentation.backbone import segmenter_backbone
 from keras_pvt.segmentation.fpn import FEATURE_STRIDES, scale_head_length
 
-BACKBONE_PREFIX = "backbone."
-HEAD_PREFIXES = ("neck.", "decode_head.")
 CLASSIFIER_KEY = "decode_head.conv_seg.weight"
 _BN_PARTS = {
     "weight": "gamma",
@@ -34,52 +33,33 @@ _BN_PARTS = {
 }
 
 
-@dataclasses.dataclass
-class HeadTarget:
-    """One Keras variable of the head and whether its tensor is a conv kernel (layout changes)."""
-
-    variable: Any
-    kernel: bool
-
-    @property
-    def torch_shape(self) -> tuple[int, ...]:
-        shape = tuple(int(d) for d in self.variable.shape)
-        return (shape[3], shape[2], shape[0], shape[1]) if self.kernel else shape
-
-    def to_keras(self, value: np.ndarray) -> np.ndarray:
-        return value.transpose(2, 3, 1, 0) if self.kernel else value
-
-
 def scale_head_index(level: int, block: int, strides: tuple[int, ...] = FEATURE_STRIDES) -> int:
     """Index of conv block `block` of ``scale_heads[level]`` in its Sequential (Upsamples between)."""
     return 2 * block if strides[level] != strides[0] else block
 
 
-def head_targets(model: Any, levels: int = len(FEATURE_STRIDES)) -> dict[str, HeadTarget]:
-    """mmseg name -> `HeadTarget` for every weight and BatchNorm statistic of the neck and head."""
-    targets: dict[str, HeadTarget] = {}
+def head_targets(model: Any, levels: int = len(FEATURE_STRIDES)) -> dict[str, Target]:
+    """mmseg name -> `Target` for every weight and BatchNorm statistic of the neck and head."""
+    targets: dict[str, Target] = {}
     for i in range(levels):
-        _conv(targets, f"neck.lateral_convs.{i}.conv", model.get_layer(f"neck_lateral{i}"))
-        _conv(targets, f"neck.fpn_convs.{i}.conv", model.get_layer(f"neck_fpn{i}"))
+        add_layer(targets, f"neck.lateral_convs.{i}.conv", model.get_layer(f"neck_lateral{i}"), conv_kernel)
+        add_layer(targets, f"neck.fpn_convs.{i}.conv", model.get_layer(f"neck_fpn{i}"), conv_kernel)
     for i in range(levels):
         for k in range(scale_head_length(i)):
             prefix = f"decode_head.scale_heads.{i}.{scale_head_index(i, k)}"
-            _conv(targets, f"{prefix}.conv", model.get_layer(f"head_scale{i}_conv{k}"))
+            add_layer(targets, f"{prefix}.conv", model.get_layer(f"head_scale{i}_conv{k}"), conv_kernel)
             norm = model.get_layer(f"head_scale{i}_bn{k}")
             for part, attribute in _BN_PARTS.items():
-                targets[f"{prefix}.bn.{part}"] = HeadTarget(getattr(norm, attribute), kernel=False)
-    _conv(targets, "decode_head.conv_seg", model.get_layer("conv_seg"))
+                targets[f"{prefix}.bn.{part}"] = Target(getattr(norm, attribute), unchanged)
+    add_layer(targets, "decode_head.conv_seg", model.get_layer("conv_seg"), conv_kernel)
     return targets
 
 
-def _conv(targets: dict[str, HeadTarget], name: str, layer: Any) -> None:
-    targets[f"{name}.weight"] = HeadTarget(layer.kernel, kernel=True)
-    if layer.bias is not None:
-        targets[f"{name}.bias"] = HeadTarget(layer.bias, kernel=False)
-
-
-def split_state(state: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(backbone tensors without their ``backbone.`` prefix, every other tensor)."""
-    backbone = {k[len(BACKBONE_PREFIX) :]: v for k, v in state.items() if k.startswith(BACKBONE_PREFIX)}
-    rest = {k: v for k, v in state.items() if not k.startswith(BACKBONE_PREFIX)}
-    return backbone, rest
+SEMANTIC_FPN = HeadCheckpoint(
+    task="a PVT-v2 Semantic FPN (mmseg)",
+    head_targets=head_targets,
+    backbone=segmenter_backbone,
+    classifier=CLASSIFIER_KEY,
+    rebuild="segmenter (backbone, num_classes, fpn_channels, head_channels)",
+    backbone_hint="For backbone-only (ImageNet) weights use backbone_weights=.",
+)

@@ -22,11 +22,15 @@ _KAIMING = {"scale": 2.0, "mode": "fan_out", "distribution": "untruncated_normal
 CONV_SEG_STD = 0.01
 
 
-def fpn_neck(features: list[Any], channels: int) -> list[Any]:
-    """mmseg's ``FPN(in_channels, out_channels=channels, num_outs=len(features))`` without norms.
+def fpn_neck(features: list[Any], channels: int, extra_levels: int = 0) -> list[Any]:
+    """mmseg's / mmdet's ``FPN(in_channels, out_channels=channels)`` without norms.
 
     Lateral 1x1 convs, then from the coarsest level down each lateral plus the level above resized
-    to its exact size (PyTorch ``nearest``), then a 3x3 conv per level.
+    to its exact size (PyTorch ``nearest``), then a 3x3 conv per level. `extra_levels` adds mmdet's
+    ``add_extra_convs='on_input'`` levels (RetinaNet's P6, P7): 3x3 stride-2 convs with padding 1,
+    the first on the last input feature, each next one on the previous extra level (no ReLU between:
+    ``relu_before_extra_convs=False``). They are named "neck_fpn{i}" after the regular ones, as
+    mmdet's ``fpn_convs.{i}``.
     """
     laterals = [
         keras.layers.Conv2D(channels, 1, kernel_initializer=_XAVIER(), name=f"neck_lateral{i}")(feature)
@@ -35,12 +39,21 @@ def fpn_neck(features: list[Any], channels: int) -> list[Any]:
     for i in range(len(laterals) - 1, 0, -1):
         upsampled = ResizeNearestLike(name=f"neck_top_down{i}")([laterals[i], laterals[i - 1]])
         laterals[i - 1] = keras.layers.Add(name=f"neck_merge{i - 1}")([laterals[i - 1], upsampled])
-    return [
+    outputs = [
         keras.layers.Conv2D(channels, 3, padding="same", kernel_initializer=_XAVIER(), name=f"neck_fpn{i}")(
             lateral
         )
         for i, lateral in enumerate(laterals)
     ]
+    source = features[-1]
+    for i in range(len(features), len(features) + extra_levels):
+        # PyTorch's padding=1 on every side; Keras' "same" would pad only after for stride 2.
+        padded = keras.layers.ZeroPadding2D(1, name=f"neck_pad{i}")(source)
+        source = keras.layers.Conv2D(
+            channels, 3, strides=2, padding="valid", kernel_initializer=_XAVIER(), name=f"neck_fpn{i}"
+        )(padded)
+        outputs.append(source)
+    return outputs
 
 
 def scale_head_length(level: int, strides: tuple[int, ...] = FEATURE_STRIDES) -> int:

@@ -1,6 +1,7 @@
 """Pixel-wise cross-entropy of a segmenter's logits against integer masks, with an ignore label.
 
-Written with `keras.ops` only (every backend). Logits smaller than the masks (a segmenter built with
+Keras' sparse categorical cross-entropy with its ignore class, on every backend, once the masks are
+checked and the logits fit them. Logits smaller than the masks (a segmenter built with
 ``logits_stride=4``) are resized bilinearly (align_corners=False) to the masks' size first, as
 mmseg's decode heads do in their loss and at evaluation. Masks that do not fit the logits (labels
 outside the classes other than the ignore label, fractional float masks, another batch size or
@@ -47,20 +48,25 @@ def resize_to_labels(logits: Any, labels: Any) -> Any:
 
 
 @keras.saving.register_keras_serializable(package="keras_pvt")
-class SegmentationCrossEntropy(keras.losses.Loss):
-    """Softmax cross-entropy from per-pixel logits, averaged over the pixels whose label is not
-    `ignore_label`, over the whole batch; 0 for a batch without one. Other labels outside
-    ``[0, classes)`` are refused (`ValueError`, or a failing assertion in a graph).
+class SegmentationCrossEntropy(keras.losses.SparseCategoricalCrossentropy):
+    """Keras' ``SparseCategoricalCrossentropy(from_logits=True, ignore_class=ignore_label)`` on
+    checked masks: the softmax cross-entropy of the pixels whose label is not `ignore_label`,
+    averaged over them across the batch (0 for a batch without one; under `tf.distribute`, per
+    replica, then averaged over the replicas).
 
     ``y_true``: integer masks (B, H, W) (or (B, H, W, 1)); ``y_pred``: logits (B, h, w, classes),
     resized to (H, W) when smaller. This is PyTorch's ``F.cross_entropy(ignore_index=...)`` mean
     (mmseg's ``avg_non_ignore=True``; mmseg's default divides by every pixel, ignored ones too).
-    Sample weights are refused: mark pixels to leave out with the ignore label.
+    Masks Keras' loss would take silently (other labels outside ``[0, classes)``, fractional float
+    masks, another batch size or aspect ratio) are refused (`ValueError`, or a failing assertion in
+    a graph). Sample weights are refused: mark pixels to leave out with the ignore label.
     """
 
-    def __init__(self, ignore_label: int = IGNORE_LABEL, name: str = "segmentation_cross_entropy", **kwargs):
-        super().__init__(name=name, **kwargs)
+    def __init__(
+        self, ignore_label: int = IGNORE_LABEL, name: str = "segmentation_cross_entropy", dtype: Any = None
+    ) -> None:
         self.ignore_label = int(ignore_label)
+        super().__init__(from_logits=True, ignore_class=self.ignore_label, name=name, dtype=dtype)
 
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
         if sample_weight is not None:
@@ -72,15 +78,15 @@ class SegmentationCrossEntropy(keras.losses.Loss):
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
         labels, logits, valid = labels_and_logits(y_true, y_pred, self.ignore_label)
-        per_pixel = ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-        weights = ops.cast(valid, "float32")
-        total = ops.sum(per_pixel * weights)
-        return total / ops.maximum(ops.sum(weights), 1.0)
+        # labels out of range (past the assertions XLA drops) are ignored too
+        labels = ops.where(valid, labels, self.ignore_label)
+        return keras.losses.sparse_categorical_crossentropy(
+            labels, logits, from_logits=True, ignore_class=self.ignore_label
+        )
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.pop("reduction", None)  # the mean over valid pixels is the only reduction
-        return {**config, "ignore_label": self.ignore_label}
+        # the configs trained models hold: the mean over valid pixels is the only reduction
+        return {"name": self.name, "ignore_label": self.ignore_label}
 
 
 def _spatial_size(labels: Any) -> tuple[int | None, int | None]:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping
 from typing import Any
 
 import keras
-import numpy as np
 
+from keras_pvt.checkpoints.heads import checkpoint_classes, load_head_checkpoint, read_head_weights
 from keras_pvt.config import PVTV2Config
 from keras_pvt.input_checks import require_image_batches
 from keras_pvt.layers import ResizeBilinearLike
-from keras_pvt.limits import MAX_NUM_CLASSES, MAX_WIDTH, as_int, as_rate
+from keras_pvt.limits import MAX_NUM_CLASSES, MAX_WIDTH, as_int, as_rate, is_integral
 from keras_pvt.segmentation.backbone import (
     STAGES,
     build_backbone,
@@ -20,12 +19,8 @@ from keras_pvt.segmentation.backbone import (
     load_backbone_weights,
     not_a_features_model,
 )
+from keras_pvt.segmentation.checkpoint_keys import SEMANTIC_FPN
 from keras_pvt.segmentation.fpn import FEATURE_STRIDES, fpn_head, fpn_neck
-from keras_pvt.segmentation.weights import (
-    checkpoint_num_classes,
-    load_segmenter_weights,
-    read_segmenter_state,
-)
 
 HEADS = ("fpn",)
 LOGITS_STRIDES = (1, 4)
@@ -58,7 +53,7 @@ def SemanticFPN(
         num_classes: classifier width (ADE20K: 150). None takes it from the `weights` checkpoint.
         weights: None, an mmseg checkpoint of the whole segmenter (``.pth`` with ``backbone.*``,
             ``neck.*``, ``decode_head.*`` keys, or such a state dict), or a Keras ``.weights.h5`` /
-            ``.keras`` file of this architecture; see `keras_pvt.segmentation.load_segmenter_weights`.
+            ``.keras`` file of this architecture; see `load_segmenter_weights`.
         backbone_weights: the backbone's weights, anything `PVT_V2(weights=...)` takes ("imagenet",
             a timm / official / HF checkpoint). Loaded before `weights`.
         input_shape: (height, width, channels); default ``(None, None, 3)``: any size.
@@ -78,9 +73,9 @@ def SemanticFPN(
     logits_stride, fpn_channels, head_channels, dropout = _check_options(
         head, logits_stride, fpn_channels, head_channels, dropout
     )
-    weights = read_segmenter_state(weights)  # a bad file fails before anything is built
+    weights = read_head_weights(weights, SEMANTIC_FPN)  # a bad file fails before anything is built
     if num_classes is None:
-        num_classes = checkpoint_num_classes(weights)
+        num_classes = checkpoint_classes(weights, SEMANTIC_FPN)
     try:
         num_classes = as_int("num_classes", num_classes, MAX_NUM_CLASSES)
     except ValueError as error:
@@ -105,6 +100,15 @@ def SemanticFPN(
     return require_image_batches(model)
 
 
+def load_segmenter_weights(model: keras.Model, weights: Any) -> dict[str, list[str]]:
+    """Load an mmseg checkpoint (a path or its state dict) or our Keras file into a `SemanticFPN`.
+
+    All or nothing (`keras_pvt.checkpoints.heads.load_head_checkpoint`); returns ``{"loaded",
+    "skipped"}`` in mmseg's names.
+    """
+    return load_head_checkpoint(model, weights, SEMANTIC_FPN)
+
+
 def is_segmenter(model: Any) -> bool:
     """True for a model built by `SemanticFPN` (its output layer "logits", a "conv_seg" classifier
     and a nested keras-pvt backbone)."""
@@ -126,7 +130,7 @@ def _check_options(
     """The options as plain Python values (NumPy integers and floats accepted), or ValueError."""
     if head not in HEADS:
         raise ValueError(f"`head` must be one of {HEADS}, got {head!r}.")
-    if not _is_integral(logits_stride) or logits_stride not in LOGITS_STRIDES:
+    if not is_integral(logits_stride) or logits_stride not in LOGITS_STRIDES:
         raise ValueError(
             f"`logits_stride` must be 1 (logits at the input size) or 4 (the head's stride-4 "
             f"logits), got {logits_stride!r}."
@@ -134,10 +138,6 @@ def _check_options(
     fpn_channels = as_int("fpn_channels", fpn_channels, MAX_WIDTH)
     head_channels = as_int("head_channels", head_channels, MAX_WIDTH)
     return int(logits_stride), fpn_channels, head_channels, as_rate("dropout", dropout)
-
-
-def _is_integral(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 def _model_input(features_model: keras.Model, input_shape: Any, input_tensor: Any) -> Any:

@@ -9,9 +9,9 @@ import time
 import keras
 
 from keras_pvt._safe_write import flush_to_disk, replacing
+from keras_pvt.limits import number
 from keras_pvt.training import backup
 from keras_pvt.training.backup import RunState
-from keras_pvt.training.checks import number
 from keras_pvt.training.outputs import write_history
 from keras_pvt.training.run_folder import BEST_MODEL, HISTORY
 

@@ -8,7 +8,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from keras_pvt.data import DATASET_NAME, Pipelines
-from keras_pvt.training.checks import integer, number
+from keras_pvt.limits import integer, number
 
 if TYPE_CHECKING:
     import tensorflow as tf

@@ -8,8 +8,8 @@ from typing import Any
 
 import keras
 
+from keras_pvt.limits import number
 from keras_pvt.schedules import WarmupCosine
-from keras_pvt.training.checks import number
 
 REFERENCE_BATCH = 512  # the paper's lr 5e-4 is for a total batch of 512 (scaled linearly)
 

@@ -11,11 +11,14 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from keras_pvt._keywords import replace_fields
+from keras_pvt._keywords import options_from
 from keras_pvt.checkpoints import CheckpointMismatchError
 from keras_pvt.config import PVTV2Config
 from keras_pvt.data.seg_pipeline import SegmentationPipelines, make_segmentation_pipelines
+from keras_pvt.data.seg_shapes import SEG_DATASET_NAME
+from keras_pvt.rewrites.training import rewrite_for_training
 from keras_pvt.segmentation.backbone import SEGMENTATION_DROP_PATH_RATE
+from keras_pvt.segmentation.losses import IGNORE_LABEL
 from keras_pvt.segmentation.metrics import MeanIoU, PixelAccuracy
 from keras_pvt.segmentation.model import SemanticFPN
 from keras_pvt.training import multi_worker
@@ -56,7 +59,35 @@ def train_segmentation(
     segmenter: SegmenterOptions | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: str | int = "auto",
-    **options: Any,
+    dataset: str | SegmentationPipelines = SEG_DATASET_NAME,
+    image_size: int | tuple[int, int] = 256,
+    batch_size: int = 8,
+    data_dir: str | None = None,
+    download: bool = True,
+    augment: bool = True,
+    shuffle: bool = True,
+    val_from_train: bool = False,
+    scale_range: tuple[float, float] = (0.5, 2.0),
+    reduce_zero_label: bool | None = None,
+    ignore_label: int = IGNORE_LABEL,
+    cache: bool = False,
+    output: str = SEGMENTATION_OUTPUT,
+    weights: str | None = None,
+    epochs: int = 10,
+    steps_per_epoch: int | None = None,
+    drop_path_rate: float | None = None,
+    precision: str = "float32",
+    jit_compile: bool = False,
+    strategy: str | tf.distribute.Strategy = "auto",
+    tpu: str | None = None,
+    resume: bool = True,
+    overwrite: bool = False,
+    seed: int | None = 0,
+    head: str = "fpn",
+    fpn_channels: int = 256,
+    head_channels: int = 128,
+    dropout: float = 0.1,
+    logits_stride: int = 1,
 ) -> SegmentationTrainResult:
     """Train a Semantic FPN on `backbone` with the paper's ADE20K recipe; write the run to a folder.
 
@@ -73,8 +104,13 @@ def train_segmentation(
         segmenter: the head (`SegmenterOptions`: head, fpn/head channels, dropout, logits_stride).
         callbacks: extra Keras callbacks (run after the built-in ones).
         verbose: `model.fit` verbosity; when not 0 the per-class IoU table is printed at the end.
-        **options: any field of the options above by name:
-            ``train_segmentation("b0", dataset="scene_parse150", weights="imagenet", epochs=5)``.
+        dataset ... cache: the fields of `SegmentationDataOptions` (documented there), by name.
+        output ... seed: the fields of `RunOptions` (documented there), by name.
+        head ... logits_stride: the fields of `SegmenterOptions` (documented there), by name.
+
+    Without `data` / `run` / `segmenter` the fields by name make them; with them, each field given
+    by name (other than its default) replaces theirs:
+    ``train_segmentation("b0", dataset="scene_parse150", weights="imagenet", epochs=5)``.
 
     Writes ``best.keras`` (best ``val_mean_iou``), ``history.csv`` (loss, mean_iou,
     pixel_accuracy and their ``val_`` columns), ``training_curves.png``, ``logs/`` (TensorBoard)
@@ -82,13 +118,10 @@ def train_segmentation(
     per class, in ``class_names`` order, null for a class never labelled nor predicted), with
     `train`'s resume and safety rules.
     """
-    data, run, segmenter = replace_fields(
-        "train_segmentation",
-        options,
-        data or SegmentationDataOptions(),
-        run or RunOptions(output=SEGMENTATION_OUTPUT),
-        segmenter or SegmenterOptions(),
-    )
+    arguments = locals()
+    data = options_from(train_segmentation, arguments, SegmentationDataOptions, data)
+    run = options_from(train_segmentation, arguments, RunOptions, run)
+    segmenter = options_from(train_segmentation, arguments, SegmenterOptions, segmenter)
     recipe = recipe or SegmentationRecipe()
     config, variant_key = resolve_config(backbone)
     rate = SEGMENTATION_DROP_PATH_RATE if run.drop_path_rate is None else run.drop_path_rate
@@ -152,6 +185,7 @@ def _compiled_segmenter(
     """The segmenter, compiled for a run of `steps` steps per epoch; appends what its weights
     came from to `loaded`."""
     model, what = _build_segmenter(config, variant_key, pipes.num_classes, run.weights, segmenter)
+    rewrite_for_training(model)  # XLA GELU and LayerNorm while the step is traced
     loaded.append(what)
     model.compile(
         optimizer=recipe.optimizer(model, pipes.batch_size, steps, run.epochs),

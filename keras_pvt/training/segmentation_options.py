@@ -9,9 +9,9 @@ import dataclasses
 from keras_pvt.data.seg_pipeline import SegmentationPipelines
 from keras_pvt.data.seg_shapes import SEG_DATASET_NAME
 from keras_pvt.images import parse_image_size
+from keras_pvt.limits import integer, number
 from keras_pvt.segmentation.losses import IGNORE_LABEL
 from keras_pvt.segmentation.model import HEADS, LOGITS_STRIDES
-from keras_pvt.training.checks import integer, number
 
 SEGMENTATION_OUTPUT = "runs/semantic_fpn"
 

@@ -7,9 +7,9 @@ import dataclasses
 
 import keras
 
+from keras_pvt.limits import integer, number
 from keras_pvt.schedules import PolyDecay
 from keras_pvt.segmentation.losses import IGNORE_LABEL, SegmentationCrossEntropy
-from keras_pvt.training.checks import integer, number
 from keras_pvt.training.recipe import AdamWSettings, adamw, no_decay_variables
 
 

@@ -10,11 +10,13 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from keras_pvt._keywords import replace_fields
+from keras_pvt._keywords import options_from
+from keras_pvt.checkpoints.load import load_weights
 from keras_pvt.config import PVTV2Config
-from keras_pvt.data import Pipelines, make_pipelines
+from keras_pvt.data import DATASET_NAME, Pipelines, make_pipelines
 from keras_pvt.model import PVT_V2
 from keras_pvt.presets import DEFAULT_DROP_PATH
+from keras_pvt.rewrites.training import rewrite_for_training
 from keras_pvt.training.options import DataOptions, RunOptions
 from keras_pvt.training.recipe import Recipe
 from keras_pvt.training.resumable_fit import (
@@ -25,7 +27,6 @@ from keras_pvt.training.resumable_fit import (
     start_run,
 )
 from keras_pvt.training.variant_config import check_image_size, resolve_config
-from keras_pvt.weights import load_weights
 
 MONITOR = "val_accuracy"
 
@@ -45,7 +46,28 @@ def train(
     run: RunOptions | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: str | int = "auto",
-    **options: Any,
+    dataset: str | Pipelines = DATASET_NAME,
+    image_size: int = 224,
+    batch_size: int = 64,
+    data_dir: str | None = None,
+    download: bool = True,
+    augment: bool = True,
+    shuffle: bool = True,
+    val_from_train: bool = False,
+    crop_scale: tuple[float, float] = (0.35, 1.0),
+    cache: bool = False,
+    output: str = "runs/pvt_v2",
+    weights: str | None = None,
+    epochs: int = 10,
+    steps_per_epoch: int | None = None,
+    drop_path_rate: float | None = None,
+    precision: str = "float32",
+    jit_compile: bool = False,
+    strategy: str | tf.distribute.Strategy = "auto",
+    tpu: str | None = None,
+    resume: bool = True,
+    overwrite: bool = False,
+    seed: int | None = 0,
 ) -> TrainResult:
     """Train `variant` on a dataset with the PVT-v2 recipe and write the run to a folder.
 
@@ -57,13 +79,17 @@ def train(
         run: output folder, starting weights, epochs, precision, strategy, resume (`RunOptions`).
         callbacks: extra Keras callbacks (run after the built-in ones).
         verbose: `model.fit` verbosity.
-        **options: any field of `DataOptions` or `RunOptions` by name, replacing it in `data` /
-            `run`: ``train("b0", dataset="tf_flowers", weights="imagenet", epochs=5)``.
+        dataset ... cache: the fields of `DataOptions` (documented there), by name.
+        output ... seed: the fields of `RunOptions` (documented there), by name.
 
+    Without `data` / `run` the fields by name make them; with them, each field given by name
+    (other than its default) replaces theirs: ``train("b0", dataset="tf_flowers", epochs=5)``.
     Out-of-range arguments raise `ValueError` before any work; a NaN/infinite loss stops the run
     with `TrainingDivergedError`, keeping the epochs finished before it.
     """
-    data, run = replace_fields("train", options, data or DataOptions(), run or RunOptions())
+    arguments = locals()
+    data = options_from(train, arguments, DataOptions, data)
+    run = options_from(train, arguments, RunOptions, run)
     recipe = recipe or Recipe()
     config, variant_key = resolve_config(variant)
     drop_path_rate = run.drop_path_rate
@@ -75,7 +101,7 @@ def train(
     pipes = make_pipelines_from(data, make_pipelines, Pipelines, run.seed)
 
     def build(steps: int) -> keras.Model:
-        model = _build_model(config, pipes.num_classes, run.weights, variant_key)
+        model = rewrite_for_training(_build_model(config, pipes.num_classes, run.weights, variant_key))
         _compile(model, recipe, run, pipes.batch_size, steps)
         return model
 
@@ -111,7 +137,7 @@ def _compile(model: keras.Model, recipe: Recipe, run: RunOptions, batch_size: in
 
 def _build_model(config: PVTV2Config, num_classes: int, weights: str | None, variant_key: str) -> keras.Model:
     """A classifier for `num_classes`, its weights loaded from `weights` by the builders' loader
-    (`keras_pvt.weights.load_weights`): all of them when the saved head has `num_classes`
+    (`keras_pvt.checkpoints.load.load_weights`): all of them when the saved head has `num_classes`
     outputs, else the backbone's, with a new head."""
     model = PVT_V2(config, classes=num_classes)
     if weights is None:
