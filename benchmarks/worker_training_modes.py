@@ -1,9 +1,10 @@
 """Benchmark worker: one keras-pvt training step (AdamW, `train_on_batch`) in one of several modes.
 
 Task keys: "variant", "mode" and optional "source" (the folder keras_pvt is imported from; default
-this checkout). Modes: "user" (the model compiled as a user does, ``jit_compile=False``, nothing
-else: the plain layers, or at an old revision whatever its layers did themselves); "rewrite" (the
-same after `keras_pvt.rewrites.training.rewrite_for_training`, as `train()` does); "xla" (the
+this checkout). Modes: "user" (the model built and compiled as a user does, ``jit_compile=False``,
+nothing else: on TensorFlow the builder applies the training rewrite itself, at an old revision
+its layers did whatever they did); "rewrite" (the same after an explicit
+`keras_pvt.rewrites.training.rewrite_for_training`, as `train()` calls it); "xla" (the
 depthwise convs shifted, `keras_pvt.rewrites.XLA`, and the whole step compiled, ``jit_compile=True``).
 Run params "batch", "size". See `worker_protocol.py`.
 """

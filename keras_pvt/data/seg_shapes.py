@@ -23,6 +23,7 @@ from keras_pvt.data.shapes import (
     KerasPvtShapes,
     ShapesConfig,
     contrasting_colour,
+    free_centre,
     noisy_background,
     shape_mask,
     sized_config,
@@ -94,23 +95,10 @@ def render_segmentation_example(size: int, split_seed: int, index: int) -> tuple
     for _ in range(int(rng.integers(1, MAX_SHAPES + 1))):
         label = int(rng.integers(len(CLASS_NAMES)))
         radius = rng.uniform(*RADIUS_RANGE) * size
-        center = _free_centre(rng, size, radius, placed)
+        center = free_centre(rng, size, radius, placed, MIN_CENTRE_GAP, PLACEMENT_TRIES)
         placed.append((center, radius))
         pixels = shape_mask(CLASS_NAMES[label], size, center, radius, rng.uniform(0, 2 * np.pi))
         image[pixels] = contrasting_colour(rng, background_mean)
         mask[pixels] = label + 1
     image = image + rng.normal(0, 10, size=image.shape)
     return np.clip(image, 0, 255).astype(np.uint8), mask
-
-
-def _free_centre(
-    rng: np.random.Generator, size: int, radius: float, placed: list[tuple[np.ndarray, float]]
-) -> np.ndarray:
-    """A centre keeping the whole shape inside the image and away from the shapes already placed
-    (the last candidate when none of `PLACEMENT_TRIES` is free: overlap is allowed, never forced)."""
-    margin = radius + 1
-    for _ in range(PLACEMENT_TRIES):
-        center = rng.uniform(margin, size - margin, size=2)
-        if all(np.hypot(*(center - c)) >= MIN_CENTRE_GAP * (radius + r) for c, r in placed):
-            break
-    return center

@@ -181,3 +181,22 @@ def contrasting_colour(rng: np.random.Generator, mean: np.ndarray) -> np.ndarray
         if np.linalg.norm(colour - mean) >= 100:
             return colour
     return 255.0 - mean
+
+
+def free_centre(
+    rng: np.random.Generator,
+    size: int,
+    radius: float,
+    placed: list[tuple[np.ndarray, float]],
+    min_gap: float,
+    tries: int = 20,
+) -> np.ndarray:
+    """A centre keeping the whole shape inside the image and at least `min_gap` times the two radii
+    from every shape already placed (the last candidate when none of `tries` is free: overlap is
+    allowed, never forced)."""
+    margin = radius + 1
+    for _ in range(tries):
+        center = rng.uniform(margin, size - margin, size=2)
+        if all(np.hypot(*(center - c)) >= min_gap * (radius + r) for c, r in placed):
+            break
+    return center
