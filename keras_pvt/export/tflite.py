@@ -57,6 +57,22 @@ _TF_OP = re.compile(r"\btf\.([A-Z][A-Za-z0-9_]*)")
 _FLEX_OP = re.compile(r"\bFlex([A-Z][A-Za-z0-9_]*)")
 
 
+
+def _refuse_calibrating_detections(model: Any, quantize: str) -> None:
+    """Refuse int8 calibration of a detector with its post-processing: TensorFlow 2.21's calibrator
+    crashes the whole process (a segmentation fault) on the NMS loop instead of raising."""
+    from keras_pvt.detection.layers import RetinaNetDetections
+
+    layers = getattr(model, "layers", ())
+    if quantize in CALIBRATED_MODES and any(isinstance(layer, RetinaNetDetections) for layer in layers):
+        raise ValueError(
+            f"quantize={quantize!r} cannot calibrate a detector's post-processing (NMS): TensorFlow's "
+            "int8 calibrator crashes on it. Convert the head's raw outputs instead, "
+            "`convert_to_tflite(keras_pvt.detection.raw_model(model), ...)`, and decode and run NMS "
+            "in float, or keep the detections in the file with quantize='float16' or 'none'."
+        )
+
+
 @dataclasses.dataclass
 class ConversionResult:
     """A written `.tflite` file and how it was made; `verification` is None if skipped.
@@ -321,6 +337,7 @@ def convert_to_tflite(
     options = options_from(convert_to_tflite, arguments, TFLiteOptions)
     checks = options_from(convert_to_tflite, arguments, VerifyOptions)
     check_output(output_path, TFLITE, overwrite=overwrite)
+    _refuse_calibrating_detections(model, options.quantize)
     size = image_size_pair(options.image_size)
     spec = input_spec(model, size, options.batch_size)
     data_size = size or _built_size(spec)
