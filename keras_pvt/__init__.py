@@ -24,12 +24,15 @@ from keras_pvt.segmentation import SemanticFPN
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):
-    # `keras_pvt.train` is imported lazily so that `import keras_pvt` does not load tensorflow-datasets.
-    if name == "train":
-        from keras_pvt.training import train
+_TRAINERS = ("train", "train_segmentation", "train_detection")
 
-        return train
+
+def __getattr__(name: str):
+    # The trainers are imported lazily so that `import keras_pvt` does not load tensorflow-datasets.
+    if name in _TRAINERS:
+        from keras_pvt import training
+
+        return getattr(training, name)
     raise AttributeError(f"module 'keras_pvt' has no attribute {name!r}")
 
 
@@ -58,4 +61,6 @@ __all__ = [
     "save_to_preset",
     "schedules",
     "train",
+    "train_detection",
+    "train_segmentation",
 ]

@@ -3,7 +3,8 @@
 The model, its layers, checkpoints and `.keras` files work on every Keras backend;
 `keras_pvt.training`, `keras_pvt.data`, `keras_pvt.export` and the `train`, `export` and `demo`
 commands need TensorFlow. Their packages call `require_tensorflow` before importing it, and the CLI
-asks `tensorflow_problem` before importing such a command.
+asks `tensorflow_problem` before importing such a command. The optional OpenVINO and pycocotools
+(COCO mAP: detection evaluation and training) are checked here too.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import keras
 
 INSTALL_HINT = "pip install tensorflow"
 OPENVINO_INSTALL_HINT = 'pip install "keras-pvt[openvino]"'
+PYCOCOTOOLS_INSTALL_HINT = "pip install 'keras-pvt[detection]'"
 
 
 class TensorFlowRequiredError(ImportError):
@@ -20,6 +22,10 @@ class TensorFlowRequiredError(ImportError):
 
 class OpenVINORequiredError(ImportError):
     """An OpenVINO export or engine of keras-pvt was used where `openvino` cannot be imported."""
+
+
+class PycocotoolsRequiredError(ImportError):
+    """COCO mAP (detection evaluation and training) was used where `pycocotools` cannot be imported."""
 
 
 def _tensorflow_importable() -> bool:
@@ -66,3 +72,23 @@ def require_openvino(what: str) -> None:
     problem = openvino_problem(what)
     if problem is not None:
         raise OpenVINORequiredError(problem)
+
+
+def pycocotools_problem(what: str) -> str | None:
+    """None if `pycocotools` imports here, else one line: that `what` needs it, and how to get it."""
+    try:
+        import pycocotools.coco
+        import pycocotools.cocoeval  # noqa: F401
+    except ImportError:
+        return (
+            f"{what} needs pycocotools (the optional `detection` extra), which is not installed here; "
+            f"install it: `{PYCOCOTOOLS_INSTALL_HINT}` (or pip install pycocotools)."
+        )
+    return None
+
+
+def require_pycocotools(what: str) -> None:
+    """Raise `PycocotoolsRequiredError` (an ImportError) naming `what` if `pycocotools` cannot be imported."""
+    problem = pycocotools_problem(what)
+    if problem is not None:
+        raise PycocotoolsRequiredError(problem)

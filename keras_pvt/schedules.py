@@ -1,12 +1,14 @@
 """Learning-rate schedules saved inside trained models (Keras-only; registered on `import keras_pvt`).
 
-Both are Keras' own schedules under the recipes' arguments: `WarmupCosine` is `CosineDecay` with its
-warmup, `PolyDecay` is `PolynomialDecay` times mmcv's linear warmup factor (which Keras lacks). Their
-names and configs are those trained models already hold, so those models keep loading.
+All are Keras' own schedules under the recipes' arguments: `WarmupCosine` is `CosineDecay` with its
+warmup, `PolyDecay` is `PolynomialDecay` and `StepDecay` is `PiecewiseConstantDecay`, each times
+mmcv's linear warmup factor (which Keras lacks). Their names and configs are those trained models
+already hold, so those models keep loading.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -82,13 +84,7 @@ class PolyDecay(keras.optimizers.schedules.PolynomialDecay):
         )
 
     def __call__(self, step: Any) -> Any:
-        poly = super().__call__(step)
-        if not self.warmup_steps:
-            return poly
-        step = ops.cast(step, poly.dtype)
-        # mmcv's 1 - (1 - step / warmup_steps) * (1 - warmup_ratio), without its cancellation
-        factor = self.warmup_ratio + (1.0 - self.warmup_ratio) * step / self.warmup_steps
-        return ops.where(step < self.warmup_steps, poly * factor, poly)
+        return _linear_warmup(super().__call__(step), step, self.warmup_steps, self.warmup_ratio)
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -99,6 +95,62 @@ class PolyDecay(keras.optimizers.schedules.PolynomialDecay):
             "warmup_steps": self.warmup_steps,
             "warmup_ratio": self.warmup_ratio,
         }
+
+
+@keras.saving.register_keras_serializable(package="keras_pvt")
+class StepDecay(keras.optimizers.schedules.PiecewiseConstantDecay):
+    """mmcv's ``step`` policy: `peak_lr` times `factor` for every one of `decay_steps` reached
+    (0-based optimizer steps: the rate of step ``decay_steps[i]`` is already decayed), with an
+    optional linear warmup over `warmup_steps` that scales it by a factor rising from
+    `warmup_ratio` to 1 (mmcv's ``warmup="linear"``). Keras' `PiecewiseConstantDecay` with the
+    values ``peak_lr * factor ** i`` and the boundaries ``decay_steps[i] - 1``."""
+
+    def __init__(
+        self,
+        peak_lr: float,
+        decay_steps: Sequence[int] = (),
+        factor: float = 0.1,
+        warmup_steps: int = 0,
+        warmup_ratio: float = 1e-3,
+    ) -> None:
+        steps = [int(s) for s in decay_steps]
+        if any(s < 0 for s in steps) or steps != sorted(steps):
+            raise ValueError(f"StepDecay needs increasing decay_steps >= 0, got {list(decay_steps)}.")
+        if warmup_steps < 0:
+            raise ValueError(f"StepDecay needs warmup_steps >= 0, got {warmup_steps}.")
+        self.peak_lr = float(peak_lr)
+        self.decay_steps = steps
+        self.factor = float(factor)
+        self.warmup_steps = int(warmup_steps)
+        self.warmup_ratio = float(warmup_ratio)
+        values = [self.peak_lr * self.factor**i for i in range(len(steps) + 1)]
+        boundaries = [s - 1 for s in steps]  # Keras: values[i] while step <= boundaries[i]
+        if not steps:  # Keras needs one boundary
+            boundaries, values = [0], [self.peak_lr, self.peak_lr]
+        super().__init__(boundaries, values, name="StepDecay")
+
+    def __call__(self, step: Any) -> Any:
+        return _linear_warmup(super().__call__(step), step, self.warmup_steps, self.warmup_ratio)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "peak_lr": self.peak_lr,
+            "decay_steps": list(self.decay_steps),
+            "factor": self.factor,
+            "warmup_steps": self.warmup_steps,
+            "warmup_ratio": self.warmup_ratio,
+        }
+
+
+def _linear_warmup(rate: Any, step: Any, warmup_steps: int, warmup_ratio: float) -> Any:
+    """`rate` times mmcv's linear warmup factor, rising from `warmup_ratio` at step 0 to 1 at
+    `warmup_steps` (`rate` itself from there, and when `warmup_steps` is 0)."""
+    if not warmup_steps:
+        return rate
+    step = ops.cast(step, rate.dtype)
+    # mmcv's 1 - (1 - step / warmup_steps) * (1 - warmup_ratio), without its cancellation
+    factor = warmup_ratio + (1.0 - warmup_ratio) * step / warmup_steps
+    return ops.where(step < warmup_steps, rate * factor, rate)
 
 
 def _check_steps(total_steps: int, warmup_steps: int) -> None:

@@ -9,6 +9,13 @@ import pytest
 
 from keras_pvt._keywords import options_from
 from keras_pvt.export.tflite import TFLiteOptions, VerifyOptions, convert_to_tflite
+from keras_pvt.training.detection import train_detection
+from keras_pvt.training.detection_options import (
+    DETECTION_EPOCHS,
+    DETECTION_OUTPUT,
+    DetectionDataOptions,
+    DetectorOptions,
+)
 from keras_pvt.training.options import DataOptions, RunOptions
 from keras_pvt.training.segmentation import train_segmentation
 from keras_pvt.training.segmentation_options import (
@@ -26,6 +33,9 @@ CASES = [
     (train_segmentation, SegmentationDataOptions()),
     (train_segmentation, RunOptions(output=SEGMENTATION_OUTPUT)),
     (train_segmentation, SegmenterOptions()),
+    (train_detection, DetectionDataOptions()),
+    (train_detection, RunOptions(output=DETECTION_OUTPUT, epochs=DETECTION_EPOCHS)),
+    (train_detection, DetectorOptions()),
 ]
 
 

@@ -1,6 +1,7 @@
 """`WarmupCosine` and `PolyDecay` are Keras' `CosineDecay` and `PolynomialDecay`: the same values as
 the formulas they replaced at every step, configs saved before that change still load, and mmcv's
-warmup, which `PolynomialDecay` lacks, is the one part of ours left."""
+warmup, which `PolynomialDecay` lacks, is the one part of ours left. `StepDecay` is Keras'
+`PiecewiseConstantDecay` with that warmup: mmcv's ``step`` policy."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_pvt.schedules import PolyDecay, WarmupCosine
+from keras_pvt.schedules import PolyDecay, StepDecay, WarmupCosine
 from keras_pvt.segmentation.losses import SegmentationCrossEntropy
 
 pytestmark = pytest.mark.all_backends
@@ -176,3 +177,31 @@ def test_bad_steps_are_refused(build):
 def test_warmup_cosine_needs_a_positive_peak():
     with pytest.raises(ValueError, match="peak_lr > 0"):
         WarmupCosine(0.0, total_steps=10)
+
+
+STEPS = [  # peak_lr, decay_steps, factor, warmup_steps, warmup_ratio
+    (1e-4, (8, 11), 0.1, 5, 1e-3),
+    (2e-3, (0, 3, 3), 0.5, 0, 1e-3),  # a decay from the first step, two at once
+    (1e-3, (), 0.1, 4, 0.1),  # warmup only
+]
+
+
+def _mmcv_step(step, peak_lr, decay_steps, factor, warmup_steps, warmup_ratio):
+    """mmcv's ``StepLrUpdaterHook`` (its decays as 0-based steps) with ``warmup="linear"``."""
+    regular = peak_lr * factor ** sum(step >= s for s in decay_steps)
+    if step < warmup_steps:
+        return regular * (1.0 - (1.0 - step / warmup_steps) * (1.0 - warmup_ratio))
+    return regular
+
+
+@pytest.mark.parametrize("args", STEPS)
+def test_step_decay_is_keras_piecewise_constant_with_mmcv_warmup(args):
+    schedule = StepDecay(*args)
+    assert isinstance(schedule, keras.optimizers.schedules.PiecewiseConstantDecay)
+    steps = range(14)
+    expected = [_mmcv_step(step, *args) for step in steps]
+    np.testing.assert_allclose(_values(schedule, steps), expected, rtol=2e-6, atol=1e-12)
+    again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule))
+    assert type(again) is StepDecay and again.get_config() == schedule.get_config()
+    with pytest.raises(ValueError, match="increasing decay_steps"):
+        StepDecay(1e-3, (5, 2))

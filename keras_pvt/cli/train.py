@@ -1,11 +1,12 @@
-"""`keras-pvt train`: train or fine-tune a PVT-v2 classifier (``--task classification``, the default)
-or a Semantic FPN segmenter (``--task segmentation``) on a tfds dataset, an image folder, or the
-embedded offline dataset, with the paper's recipe, mixed precision and `tf.distribute`.
+"""`keras-pvt train`: train or fine-tune a PVT-v2 classifier (``--task classification``, the default),
+a Semantic FPN segmenter (``--task segmentation``) or a RetinaNet detector (``--task detection``)
+on a tfds dataset, a folder, or the embedded offline dataset, with the paper's recipe, mixed
+precision and `tf.distribute`.
 
 Exit codes: 0 done; 2 refused (a bad argument; a dataset file that fails the checks before training,
-named, or data refused while training; --output holds a finished run: see --overwrite), leaving no
-run folder behind unless it was there before; 3 the loss became NaN/infinite (the epochs finished
-before it are kept, resumable)."""
+named, or data refused while training; --output holds a finished run: see --overwrite; detection
+without pycocotools), leaving no run folder behind unless it was there before; 3 the loss became
+NaN/infinite (the epochs finished before it are kept, resumable)."""
 
 from __future__ import annotations
 
@@ -15,76 +16,120 @@ import sys
 from typing import Any, TypeVar
 
 from keras_pvt import training
+from keras_pvt._requires import PycocotoolsRequiredError
 from keras_pvt.segmentation.model import HEADS, LOGITS_STRIDES
 from keras_pvt.training import (
     PRECISIONS,
     STRATEGIES,
     DataOptions,
+    DetectionDataOptions,
+    DetectionRecipe,
+    DetectorOptions,
     Recipe,
     RunOptions,
     SegmentationDataOptions,
     SegmentationRecipe,
     SegmenterOptions,
 )
+from keras_pvt.training.detection_options import DETECTION_EPOCHS, DETECTION_OUTPUT, INVALID_BOXES
 from keras_pvt.training.segmentation_options import SEGMENTATION_OUTPUT
 
 Options = TypeVar("Options")
-TASKS = ("classification", "segmentation")
+TASKS = ("classification", "segmentation", "detection")
+CLASSIFICATION, SEGMENTATION, DETECTION = TASKS
 # Each flag's destination is the name of an options field. A flag whose default differs between
 # the tasks defaults to None here: the task's options dataclass then supplies it.
 DATA, RECIPE, RUN = DataOptions(), Recipe(), RunOptions()
 SEG_DATA, SEG_RECIPE, SEGMENTER = SegmentationDataOptions(), SegmentationRecipe(), SegmenterOptions()
-CLASSIFICATION_ONLY = {"crop_scale": "--crop-scale", "label_smoothing": "--label-smoothing"}
-SEGMENTATION_ONLY = {
-    "head": "--head",
-    "logits_stride": "--logits-stride",
-    "fpn_channels": "--fpn-channels",
-    "head_channels": "--head-channels",
-    "scale_range": "--scale-range",
-    "reduce_zero_label": "--reduce-zero-label",
-    "ignore_label": "--ignore-label",
+DET_DATA, DET_RECIPE, DETECTOR = DetectionDataOptions(), DetectionRecipe(), DetectorOptions()
+SEG_RUN = RunOptions(output=SEGMENTATION_OUTPUT)
+DET_RUN = RunOptions(output=DETECTION_OUTPUT, epochs=DETECTION_EPOCHS)
+# The flags only some tasks take (destination: (flag, those tasks)); the others refuse them.
+TASK_FLAGS = {
+    "crop_scale": ("--crop-scale", (CLASSIFICATION,)),
+    "label_smoothing": ("--label-smoothing", (CLASSIFICATION,)),
+    "min_lr": ("--min-lr", (CLASSIFICATION, SEGMENTATION)),
+    "warmup_epochs": ("--warmup-epochs", (CLASSIFICATION, SEGMENTATION)),
+    "head": ("--head", (SEGMENTATION,)),
+    "logits_stride": ("--logits-stride", (SEGMENTATION,)),
+    "fpn_channels": ("--fpn-channels", (SEGMENTATION, DETECTION)),
+    "head_channels": ("--head-channels", (SEGMENTATION, DETECTION)),
+    "scale_range": ("--scale-range", (SEGMENTATION,)),
+    "reduce_zero_label": ("--reduce-zero-label", (SEGMENTATION,)),
+    "ignore_label": ("--ignore-label", (SEGMENTATION,)),
+    "backbone_weights": ("--backbone-weights", (DETECTION,)),
+    "stacked_convs": ("--stacked-convs", (DETECTION,)),
+    "warmup_steps": ("--warmup-steps", (DETECTION,)),
+    "eval_every": ("--eval-every", (DETECTION,)),
+    "invalid_boxes": ("--invalid-boxes", (DETECTION,)),
 }
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="train / fine-tune a classifier or a segmenter with model.fit (tfds, folder, offline dataset)",
+        help="train / fine-tune a classifier, a segmenter or a detector with model.fit (tfds, folder, "
+        "offline dataset)",
         description=__doc__,
     )
     parser.add_argument(
-        "--task", choices=TASKS, default=TASKS[0], help="classification (default) or segmentation"
+        "--task", choices=TASKS, default=TASKS[0], help="classification (default), segmentation or detection"
     )
     parser.add_argument(
         "--variant", default="b0", help="preset (the backbone): b0 b1 b2 b2_li b3 b4 b5 (default b0)"
     )
     _data_arguments(parser)
     _segmentation_arguments(parser)
+    _detection_arguments(parser)
     _recipe_arguments(parser)
     _run_arguments(parser)
     parser.set_defaults(func=run)
 
 
-def _both(classification: Any, segmentation: Any) -> str:
-    return f"default {classification} (classification) / {segmentation} (segmentation)"
+def _per_task(classification: Any, segmentation: Any, detection: Any = None) -> str:
+    """The defaults of a flag, by task."""
+    text = f"default {classification} (classification) / {segmentation} (segmentation)"
+    return text if detection is None else f"{text} / {detection} (detection)"
+
+
+def image_size(text: str) -> int | tuple[int, int]:
+    """``--image-size``: "224" -> 224, "800x1333" -> (800, 1333); the task's options check the values."""
+    try:
+        sides = [int(part) for part in text.lower().split("x")]
+    except ValueError:
+        sides = []
+    if len(sides) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"{text!r} is not SIZE or HEIGHTxWIDTH")
+    return sides[0] if len(sides) == 1 else (sides[0], sides[1])
 
 
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add(
         "--dataset",
-        help="tfds name (tf_flowers, imagenette/160px; scene_parse150 with masks), a folder "
-        "(train/CLASS/*.jpg; images/*.jpg + masks/*.png for segmentation), or the embedded offline "
-        f"'{DATA.dataset}[/64px]' / '{SEG_DATA.dataset}[/128px]' (the defaults)",
+        help="tfds name (tf_flowers, imagenette/160px; scene_parse150 with masks; coco/2017 with "
+        "boxes), a folder (train/CLASS/*.jpg; images/*.jpg + masks/*.png for segmentation; a COCO "
+        f"folder for detection), or the embedded offline '{DATA.dataset}[/64px]' / "
+        f"'{SEG_DATA.dataset}[/128px]' / '{DET_DATA.dataset}[/128px]' (the defaults)",
     )
     add("--data-dir", default=DATA.data_dir, help="tensorflow-datasets data folder")
     add("--no-download", dest="download", action="store_false", help="never download; fail if not prepared")
-    add("--image-size", type=int, help=f"training resolution ({_both(DATA.image_size, SEG_DATA.image_size)})")
-    add("--batch-size", type=int, help=f"global batch size ({_both(DATA.batch_size, SEG_DATA.batch_size)})")
+    add(
+        "--image-size",
+        type=image_size,
+        metavar="SIZE",
+        help="training resolution, a side or HEIGHTxWIDTH (segmentation, detection: e.g. 800x1333) "
+        f"({_per_task(DATA.image_size, SEG_DATA.image_size, DET_DATA.image_size)})",
+    )
+    add(
+        "--batch-size",
+        type=int,
+        help=f"global batch size ({_per_task(DATA.batch_size, SEG_DATA.batch_size, DET_DATA.batch_size)})",
+    )
     _add_range(
         add, "--crop-scale", f"classification: random-resized-crop area range (default {DATA.crop_scale})"
     )
-    add("--no-augment", dest="augment", action="store_false", help="no random crop/flip")
+    add("--no-augment", dest="augment", action="store_false", help="no random crop/flip (detection: flip)")
     add("--cache", action="store_true", help="cache decoded images in memory")
 
 
@@ -99,8 +144,12 @@ def _segmentation_arguments(parser: argparse.ArgumentParser) -> None:
         help="1: the model outputs logits at the input size (default); 4: the stride-4 logits, "
         "resized by the loss and metrics",
     )
-    add("--fpn-channels", type=int, help=f"FPN neck width (default {SEGMENTER.fpn_channels})")
-    add("--head-channels", type=int, help=f"head width (default {SEGMENTER.head_channels})")
+    add("--fpn-channels", type=int, help=f"FPN neck width (default {SEGMENTER.fpn_channels}, both tasks)")
+    add(
+        "--head-channels",
+        type=int,
+        help=f"head width (default {SEGMENTER.head_channels}; detection {DETECTOR.head_channels})",
+    )
     _add_range(add, "--scale-range", f"random rescale range before the crop (default {SEG_DATA.scale_range})")
     _add_switch(
         group,
@@ -118,6 +167,31 @@ def _segmentation_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _detection_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "detection (--task detection; needs pip install 'keras-pvt[detection]')"
+    )
+    add = group.add_argument
+    add(
+        "--backbone-weights",
+        help="the backbone's starting weights ('imagenet', a checkpoint or .keras) when --weights is "
+        "not a whole detector",
+    )
+    add("--stacked-convs", type=int, help=f"head convs per branch (default {DETECTOR.stacked_convs})")
+    add(
+        "--warmup-steps",
+        type=int,
+        help=f"linear warmup steps from {DET_RECIPE.warmup_ratio:g} x the lr "
+        f"(default {DET_RECIPE.warmup_steps})",
+    )
+    add("--eval-every", type=int, help="COCO evaluation every N epochs and at the last (default 1)")
+    add(
+        "--invalid-boxes",
+        choices=INVALID_BOXES,
+        help="COCO boxes wholly outside their image: refuse (error, the default) or skip them",
+    )
+
+
 def _recipe_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add(
@@ -125,15 +199,17 @@ def _recipe_arguments(parser: argparse.ArgumentParser) -> None:
         dest="base_lr",
         type=float,
         help=f"learning rate for batch 512 (classification, default {RECIPE.base_lr:g}) or 16 "
-        f"(segmentation, default {SEG_RECIPE.base_lr:g}), scaled linearly with the batch size",
+        f"(segmentation, default {SEG_RECIPE.base_lr:g}; detection, default {DET_RECIPE.base_lr:g}), "
+        "scaled linearly with the batch size",
     )
-    add("--min-lr", type=float, help=_both(RECIPE.min_lr, SEG_RECIPE.min_lr))
-    add("--warmup-epochs", type=float, help=_both(RECIPE.warmup_epochs, SEG_RECIPE.warmup_epochs))
+    add("--min-lr", type=float, help=_per_task(RECIPE.min_lr, SEG_RECIPE.min_lr))
+    add("--warmup-epochs", type=float, help=_per_task(RECIPE.warmup_epochs, SEG_RECIPE.warmup_epochs))
     add(
         "--weight-decay",
         type=float,
-        help=f"AdamW decay ({_both(RECIPE.weight_decay, SEG_RECIPE.weight_decay)}; classification: "
-        "not on norms/biases)",
+        help="AdamW decay ("
+        + _per_task(RECIPE.weight_decay, SEG_RECIPE.weight_decay, DET_RECIPE.weight_decay)
+        + "; classification: not on norms/biases)",
     )
     add("--label-smoothing", type=float, help=f"classification (default {RECIPE.label_smoothing})")
     add("--clip-norm", type=float, default=RECIPE.clip_norm, help="clip each gradient to this L2 norm")
@@ -144,17 +220,18 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     add(
         "--weights",
         default=RUN.weights,
-        help="start from 'imagenet', a checkpoint file or a .keras model (segmentation: a whole "
-        "segmenter - an mmseg checkpoint or our .keras - or else the backbone's weights)",
+        help="start from 'imagenet', a checkpoint file or a .keras model (segmentation / detection: "
+        "a whole segmenter / detector - an mmseg / mmdet checkpoint or our .keras - or else the "
+        "backbone's weights)",
     )
-    add("--epochs", type=int, default=RUN.epochs)
+    add("--epochs", type=int, help=_per_task(RUN.epochs, SEG_RUN.epochs, DET_RUN.epochs))
     add("--steps-per-epoch", type=int, default=RUN.steps_per_epoch, help="cap steps per epoch")
     add(
         "--drop-path",
         dest="drop_path_rate",
         type=float,
         default=RUN.drop_path_rate,
-        help="stochastic depth (default per variant; 0.1 for segmentation)",
+        help="stochastic depth (default per variant; 0.1 for segmentation and detection)",
     )
     add("--precision", choices=PRECISIONS, default=RUN.precision)
     add("--jit-compile", action="store_true", help="compile steps with XLA")
@@ -181,7 +258,8 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     add("--seed", type=int, default=RUN.seed)
     add(
         "--output",
-        help=f"run folder: best.keras, history.csv, curves ({_both(RUN.output, SEGMENTATION_OUTPUT)})",
+        help="run folder: best.keras, history.csv, curves "
+        f"({_per_task(RUN.output, SEG_RUN.output, DET_RUN.output)}; detection adds final.keras)",
     )
 
 
@@ -211,9 +289,11 @@ def options_from(args: argparse.Namespace, base: Options) -> Options:
 
 
 def run(args: argparse.Namespace) -> int:
-    segmentation = args.task == "segmentation"
-    other = CLASSIFICATION_ONLY if segmentation else SEGMENTATION_ONLY
-    wrong = [flag for name, flag in other.items() if getattr(args, name, None) is not None]
+    wrong = [
+        flag
+        for name, (flag, tasks) in TASK_FLAGS.items()
+        if args.task not in tasks and getattr(args, name, None) is not None
+    ]
     if wrong:
         print(
             f"keras-pvt train: error: not an option of --task {args.task}: {', '.join(wrong)}.",
@@ -221,31 +301,50 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        if segmentation:
-            result = training.train_segmentation(
-                args.variant,
-                data=options_from(args, SEG_DATA),
-                recipe=options_from(args, SEG_RECIPE),
-                run=options_from(args, RunOptions(output=SEGMENTATION_OUTPUT)),
-                segmenter=options_from(args, SEGMENTER),
-            )
-            best, what = result.best_val_mean_iou, "mean IoU"
-        else:
-            result = training.train(
-                args.variant,
-                data=options_from(args, DATA),
-                recipe=options_from(args, RECIPE),
-                run=options_from(args, RUN),
-            )
-            best, what = result.best_val_accuracy, "accuracy"
+        result, best, what = _train(args)
     except training.TrainingDivergedError as error:
         print(f"keras-pvt train: error: {error}", file=sys.stderr)
         return 3
+    except PycocotoolsRequiredError as error:
+        print(f"keras-pvt train: error: {error}", file=sys.stderr)
+        return 2
     print(
         f"epochs run: {result.epochs_run}; best validation {what}: {'n/a' if best is None else f'{best:.4f}'}"
     )
     print(f"best model: {result.best_model_path}")
+    if args.task == DETECTION:
+        print(f"last model: {result.final_model_path}")
     print(f"history:    {result.history_path}")
     if result.curves_path:
         print(f"curves:     {result.curves_path}")
     return 0
+
+
+def _train(args: argparse.Namespace) -> tuple[Any, float | None, str]:
+    """Train `args.task`: (its result, the best validation score, that score's name)."""
+    if args.task == SEGMENTATION:
+        result = training.train_segmentation(
+            args.variant,
+            data=options_from(args, SEG_DATA),
+            recipe=options_from(args, SEG_RECIPE),
+            run=options_from(args, SEG_RUN),
+            segmenter=options_from(args, SEGMENTER),
+        )
+        return result, result.best_val_mean_iou, "mean IoU"
+    if args.task == DETECTION:
+        result = training.train_detection(
+            args.variant,
+            data=options_from(args, DET_DATA),
+            recipe=options_from(args, DET_RECIPE),
+            run=options_from(args, DET_RUN),
+            detector=options_from(args, DETECTOR),
+            eval_every=1 if args.eval_every is None else args.eval_every,
+        )
+        return result, result.best_val_ap, "COCO AP"
+    result = training.train(
+        args.variant,
+        data=options_from(args, DATA),
+        recipe=options_from(args, RECIPE),
+        run=options_from(args, RUN),
+    )
+    return result, result.best_val_accuracy, "accuracy"

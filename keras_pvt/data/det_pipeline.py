@@ -41,6 +41,11 @@ class DetectionPipelines:
         return len(self.class_names)
 
     @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) the images are resized into and padded to."""
+        return (self.height, self.width)
+
+    @property
     def steps_per_epoch(self) -> int:
         return self.train_size // self.batch_size
 

@@ -18,8 +18,8 @@ class CocoEvaluation(keras.callbacks.Callback):
     A RetinaNet trained on its raw outputs is scored through its detections (`detector_model`,
     same weights). List it before `CSVLogger` and `ModelCheckpoint(monitor="val_ap", mode="max")`:
     Keras calls callbacks in order, and those read the logs this one fills. `every` > 1 evaluates
-    every `every`-th epoch, writing NaN in between so that every row of ``history.csv`` has the
-    columns (a NaN never counts as the best epoch).
+    every `every`-th epoch and the last epoch of the fit, writing NaN in between so that every row
+    of ``history.csv`` has the columns (a NaN never counts as the best epoch).
     """
 
     def __init__(
@@ -46,7 +46,8 @@ class CocoEvaluation(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is None:
             return
-        if (epoch + 1) % self.every:
+        last = (self.params or {}).get("epochs")
+        if (epoch + 1) % self.every and epoch + 1 != last:
             logs.update({self.prefix + name: float("nan") for name in METRIC_NAMES})
             return
         metrics = evaluate_coco(

@@ -1,7 +1,8 @@
 """COCO box mAP with pycocotools: AP (IoU 0.50:0.95), AP50, AP75 and AP of small, medium and large
 objects, of a detector on an evaluation dataset or of detections already in COCO's result format.
 
-pycocotools is an optional dependency (``pip install keras-pvt[detection]``), imported only here.
+pycocotools is an optional dependency (``pip install keras-pvt[detection]``), imported only here;
+without it `keras_pvt._requires.PycocotoolsRequiredError` (an ImportError) names the extra.
 A metric pycocotools cannot define (no ground-truth object of that size) is NaN, not its -1.
 """
 
@@ -14,17 +15,16 @@ from typing import Any
 
 import numpy as np
 
+from keras_pvt._requires import require_pycocotools
+
 METRIC_NAMES = ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large")  # COCOeval.stats[0:6]
 
 
 def _pycocotools() -> tuple[Any, Any]:
-    try:
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
-    except ImportError as error:
-        raise ImportError(
-            "COCO mAP needs pycocotools: pip install 'keras-pvt[detection]' (or pip install pycocotools)."
-        ) from error
+    require_pycocotools("COCO mAP")  # `PycocotoolsRequiredError` naming the extra
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
     return COCO, COCOeval
 
 

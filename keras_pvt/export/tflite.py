@@ -57,7 +57,6 @@ _TF_OP = re.compile(r"\btf\.([A-Z][A-Za-z0-9_]*)")
 _FLEX_OP = re.compile(r"\bFlex([A-Z][A-Za-z0-9_]*)")
 
 
-
 def _refuse_calibrating_detections(model: Any, quantize: str) -> None:
     """Refuse int8 calibration of a detector with its post-processing: TensorFlow 2.21's calibrator
     crashes the whole process (a segmentation fault) on the NMS loop instead of raising."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 
 import keras
 
@@ -28,11 +29,18 @@ class EpochCheckpoint(keras.callbacks.Callback):
     3. ``history.csv`` and, when `monitor` improved, ``best.keras`` (both atomic).
 
     On resume (`state` given) the weights are restored and step 3 is redone from the state, so
-    every finished epoch is logged once and the best one is never lost.
+    every finished epoch is logged once and the best one is never lost. `saved(model)` is the model
+    ``best.keras`` holds (default: the trained model itself; a RetinaNet trained on its raw outputs
+    saves its detector, same weights).
     """
 
     def __init__(
-        self, run_dir: str, backup_dir: str, state: RunState | None, monitor: str = "val_accuracy"
+        self,
+        run_dir: str,
+        backup_dir: str,
+        state: RunState | None,
+        monitor: str = "val_accuracy",
+        saved: Callable[[keras.Model], keras.Model] | None = None,
     ) -> None:
         super().__init__()
         self.best_path = os.path.join(run_dir, BEST_MODEL)
@@ -40,6 +48,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.backup_dir = backup_dir
         self.state = state or RunState()
         self.monitor = monitor
+        self.saved = saved
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         if self.state.weights is None:
@@ -74,8 +83,17 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self._save_best()
 
     def _save_best(self) -> None:
-        with replacing(self.best_path, suffix=".keras") as temp:
-            self.model.save(temp)
+        save_model(self.saved_model(), self.best_path)
+
+    def saved_model(self) -> keras.Model:
+        """The model that ``best.keras`` (and a run's ``final.keras``) holds, of the current weights."""
+        return self.model if self.saved is None else self.saved(self.model)
+
+
+def save_model(model: keras.Model, path: str) -> None:
+    """`model` to the ``.keras`` file `path`, written beside and renamed into place."""
+    with replacing(path, suffix=".keras") as temp:
+        model.save(temp)
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):

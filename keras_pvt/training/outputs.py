@@ -11,6 +11,9 @@ from typing import Any
 
 from keras_pvt._safe_write import replacing
 
+# The columns of history.csv that the curves plot, one panel each (with their val_ column).
+PANELS = ("loss", "accuracy", "mean_iou", "pixel_accuracy", "ap", "ap50")
+
 
 def read_history(path: str) -> dict[str, list[float]]:
     """`history.csv` (written by `write_history`) as ``{column: [value per epoch]}``."""
@@ -35,8 +38,8 @@ def write_history(path: str, rows: Sequence[dict[str, float]]) -> None:
 
 
 def plot_history(history: dict[str, list[float]], path: str) -> str | None:
-    """Loss and accuracy (or mean IoU and pixel accuracy) curves, train and validation, to a PNG;
-    None if matplotlib is missing."""
+    """Loss and accuracy (or mean IoU and pixel accuracy, or COCO AP and AP50) curves, train and
+    validation (where the history has them), to a PNG; None if matplotlib is missing."""
     try:
         import matplotlib
 
@@ -48,10 +51,11 @@ def plot_history(history: dict[str, list[float]], path: str) -> str | None:
     epochs = [int(e) + 1 for e in history.get("epoch", [])]
     if not epochs:
         return None
-    panels = [name for name in ("loss", "accuracy", "mean_iou", "pixel_accuracy") if name in history]
+    panels = [name for name in PANELS if name in history or f"val_{name}" in history]
     figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
     for axis, name in zip(axes[0], panels):
-        axis.plot(epochs, history[name], marker="o", label=f"train {name}")
+        if name in history:
+            axis.plot(epochs, history[name], marker="o", label=f"train {name}")
         if f"val_{name}" in history:
             axis.plot(epochs, history[f"val_{name}"], marker="o", label=f"validation {name}")
         axis.set_xlabel("epoch")

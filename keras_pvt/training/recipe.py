@@ -17,7 +17,7 @@ REFERENCE_BATCH = 512  # the paper's lr 5e-4 is for a total batch of 512 (scaled
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class AdamWSettings:
     """AdamW's settings besides the learning rate and its decay (PyTorch's defaults), shared by the
-    classification and segmentation recipes; keyword-only."""
+    classification, segmentation and detection recipes; keyword-only."""
 
     clip_norm: float | None = None
     beta_1: float = 0.9
@@ -30,6 +30,26 @@ class AdamWSettings:
         number("beta_1", self.beta_1, 0.0, 1.0, below=True)
         number("beta_2", self.beta_2, 0.0, 1.0, below=True)
         number("epsilon", self.epsilon, 0.0, above=True)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BatchScaledAdamW(AdamWSettings):
+    """The dense-prediction recipes' shared rules (no fields of its own): the peak learning rate is
+    ``base_lr * batch / reference_batch``, and weight decay applies to every weight unless
+    ``decay_norms_and_biases`` is False. A subclass defines those fields and ``schedule(batch_size,
+    steps_per_epoch, epochs)``."""
+
+    def peak_lr(self, batch_size: int) -> float:
+        return self.base_lr * batch_size / self.reference_batch
+
+    def optimizer(
+        self, model: keras.Model, batch_size: int, steps_per_epoch: int, epochs: int
+    ) -> keras.optimizers.AdamW:
+        """AdamW on `model` following ``schedule``, with weight decay on every weight (or not on
+        the 0/1-D ones when ``decay_norms_and_biases`` is False)."""
+        no_decay = [] if self.decay_norms_and_biases else no_decay_variables(model)
+        schedule = self.schedule(batch_size, steps_per_epoch, epochs)
+        return adamw(self, schedule, no_decay=no_decay)
 
 
 @dataclasses.dataclass(frozen=True)

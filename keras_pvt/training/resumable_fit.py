@@ -1,8 +1,9 @@
 """The task-independent part of a training run: the strategy and run folder, a resumable
 `model.fit` writing its outputs there, and the finish (curves, best model, run.json status).
 
-`train` (classification) and `train_segmentation` each build their data and compiled model, then
-hand them to `fit_in_run_folder`; everything about folders, resume and safety is here, once.
+`train` (classification), `train_segmentation` and `train_detection` each build their data and
+compiled model, then hand them to `fit_in_run_folder`; everything about folders, resume and safety
+is here, once.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ import tensorflow as tf
 from keras_pvt.segmentation.mask_checks import MASK_ERROR
 from keras_pvt.training import multi_worker, run_folder
 from keras_pvt.training.backup import RunState
-from keras_pvt.training.callbacks import EpochCheckpoint, StopOnNonFiniteLoss
+from keras_pvt.training.callbacks import EpochCheckpoint, StopOnNonFiniteLoss, save_model
 from keras_pvt.training.options import RunOptions
 from keras_pvt.training.outputs import plot_history, read_history
-from keras_pvt.training.run_folder import BEST_MODEL, CURVES, HISTORY, OUTPUTS
+from keras_pvt.training.run_folder import BEST_MODEL, CURVES, FINAL_MODEL, HISTORY, OUTPUTS
 from keras_pvt.training.strategy import get_strategy, is_chief
 
 LOGS = "logs"  # TensorBoard
@@ -76,6 +77,7 @@ class FitOutcome:
     history_path: str
     curves_path: str | None
     results: dict[str, Any]  # what run.json gained at the end
+    final_model_path: str | None = None  # with `final_model`: the last epoch's model
 
     def result_fields(self, class_names: list[str], output: str) -> dict[str, Any]:
         """The `RunResult` fields of this outcome, as keywords."""
@@ -133,7 +135,7 @@ def fit_in_run_folder(
     run: RunOptions,
     *,
     train: tf.data.Dataset,
-    val: tf.data.Dataset,
+    val: tf.data.Dataset | None,
     steps_per_epoch: int,
     build: Callable[[int], keras.Model],
     info: dict[str, Any],
@@ -141,10 +143,18 @@ def fit_in_run_folder(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: str | int = "auto",
     evaluate: Callable[[keras.Model, Placement], dict[str, Any]] | None = None,
+    epoch_callbacks: Sequence[keras.callbacks.Callback] = (),
+    saved: Callable[[keras.Model], keras.Model] | None = None,
+    final_model: bool = False,
 ) -> FitOutcome:
     """Fit the model `build(steps)` returns (compiled; called under the strategy scope and the run's
-    precision) on `train`, validating on `val`, resumably, best epoch by `monitor`; then finish
-    the run. `info` starts run.json; `evaluate(best_model, place)` may add results to it."""
+    precision) on `train`, validating on `val` (None: `model.fit` validates nothing), resumably,
+    best epoch by `monitor`; then finish the run. `info` starts run.json; `evaluate(best_model,
+    place)` may add results to it.
+
+    `epoch_callbacks` run before the checkpoint at each epoch's end: they may add `monitor` (and
+    other columns of ``history.csv``) to the logs. `saved(model)` is what ``best.keras`` holds
+    (default: the fitted model); `final_model` also writes the last epoch's as ``final.keras``."""
     steps = run.steps_per_epoch or steps_per_epoch
     if run.steps_per_epoch:
         train = train.repeat()
@@ -158,7 +168,8 @@ def fit_in_run_folder(
             if isinstance(place.strategy, tf.distribute.MultiWorkerMirroredStrategy):
                 multi_worker.prepare(model, train.element_spec)
         before = _our_entries(place.run_dir)
-        checkpoint = EpochCheckpoint(place.run_dir, place.backup_dir, _open_folder(place, run), monitor)
+        state = _open_folder(place, run)
+        checkpoint = EpochCheckpoint(place.run_dir, place.backup_dir, state, monitor, saved)
         first_epoch = checkpoint.state.epochs_done
         run_folder.start(place.run_dir, info)
         try:
@@ -168,7 +179,13 @@ def fit_in_run_folder(
                 epochs=run.epochs,
                 initial_epoch=first_epoch,
                 steps_per_epoch=steps if run.steps_per_epoch else None,
-                callbacks=[StopOnNonFiniteLoss(), checkpoint, *_tensorboard(place.run_dir), *callbacks],
+                callbacks=[
+                    StopOnNonFiniteLoss(),
+                    *epoch_callbacks,
+                    checkpoint,
+                    *_tensorboard(place.run_dir),
+                    *callbacks,
+                ],
                 shuffle=False,  # the pipeline shuffles
                 verbose=verbose,
             )
@@ -179,7 +196,7 @@ def fit_in_run_folder(
             raise explained from error
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
-    return _finish(checkpoint, model, place, run.output, monitor, evaluate)
+    return _finish(checkpoint, model, place, run.output, monitor, evaluate, final_model)
 
 
 def _place(run: RunOptions) -> Placement:
@@ -227,12 +244,16 @@ def _finish(
     output: str,
     monitor: str,
     evaluate: Callable[[keras.Model, Placement], dict[str, Any]] | None,
+    final_model: bool = False,
 ) -> FitOutcome:
-    """Plot, load the best model, mark the run finished and delete its resume state."""
+    """Plot, save the final model if asked, load the best model, mark the run finished and delete
+    its resume state."""
     chief = place.chief
     history = read_history(checkpoint.history_path)
     curves = plot_history(history, os.path.join(place.run_dir, CURVES)) if chief else None
-    best_model = model
+    best_model = model if checkpoint.saved is None else checkpoint.saved(model)
+    if final_model:
+        save_model(best_model, os.path.join(place.run_dir, FINAL_MODEL))  # the last epoch's weights
     if os.path.exists(checkpoint.best_path):
         with place.strategy.scope(), warnings.catch_warnings():
             # mixed_float16: the saved loss-scale optimizer has extra variables; weights load fine
@@ -256,6 +277,7 @@ def _finish(
         history_path=os.path.join(output, HISTORY),
         curves_path=curves,
         results=results,
+        final_model_path=os.path.join(output, FINAL_MODEL) if final_model else None,
     )
 
 

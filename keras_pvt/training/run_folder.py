@@ -16,9 +16,10 @@ from keras_pvt.training.outputs import write_json
 
 RUN_FILE = "run.json"
 BEST_MODEL = "best.keras"
+FINAL_MODEL = "final.keras"  # the last epoch's model, for the runs that ask for it (detection)
 HISTORY = "history.csv"
 CURVES = "training_curves.png"
-OUTPUTS = (RUN_FILE, BEST_MODEL, HISTORY, CURVES)
+OUTPUTS = (RUN_FILE, BEST_MODEL, FINAL_MODEL, HISTORY, CURVES)
 
 
 def refuse_finished(output: str, overwrite: bool) -> None:

@@ -12,11 +12,9 @@ import keras
 import tensorflow as tf
 
 from keras_pvt._keywords import options_from
-from keras_pvt.checkpoints import CheckpointMismatchError
 from keras_pvt.config import PVTV2Config
 from keras_pvt.data.seg_pipeline import SegmentationPipelines, make_segmentation_pipelines
 from keras_pvt.data.seg_shapes import SEG_DATASET_NAME
-from keras_pvt.rewrites.training import rewrite_for_training
 from keras_pvt.segmentation.backbone import SEGMENTATION_DROP_PATH_RATE
 from keras_pvt.segmentation.losses import IGNORE_LABEL
 from keras_pvt.segmentation.metrics import MeanIoU, PixelAccuracy
@@ -37,7 +35,8 @@ from keras_pvt.training.segmentation_options import (
     SegmenterOptions,
 )
 from keras_pvt.training.segmentation_recipe import SegmentationRecipe
-from keras_pvt.training.variant_config import check_image_size, resolve_config
+from keras_pvt.training.task_model import build_whole_or_backbone, compile_for_run
+from keras_pvt.training.variant_config import check_image_size, resolve_backbone
 
 MONITOR = "val_mean_iou"
 
@@ -123,9 +122,7 @@ def train_segmentation(
     run = options_from(train_segmentation, arguments, RunOptions, run)
     segmenter = options_from(train_segmentation, arguments, SegmenterOptions, segmenter)
     recipe = recipe or SegmentationRecipe()
-    config, variant_key = resolve_config(backbone)
-    rate = SEGMENTATION_DROP_PATH_RATE if run.drop_path_rate is None else run.drop_path_rate
-    config = config.replace(drop_path_rate=rate)
+    config, variant_key = resolve_backbone(backbone, run.drop_path_rate, SEGMENTATION_DROP_PATH_RATE)
     check_image_size(config, min(data.sides))
     place = start_run(run)
     pipes = make_pipelines_from(data, make_segmentation_pipelines, SegmentationPipelines, run.seed)
@@ -185,15 +182,16 @@ def _compiled_segmenter(
     """The segmenter, compiled for a run of `steps` steps per epoch; appends what its weights
     came from to `loaded`."""
     model, what = _build_segmenter(config, variant_key, pipes.num_classes, run.weights, segmenter)
-    rewrite_for_training(model)  # XLA GELU and LayerNorm while the step is traced
     loaded.append(what)
-    model.compile(
-        optimizer=recipe.optimizer(model, pipes.batch_size, steps, run.epochs),
+    return compile_for_run(
+        model,
+        recipe,
+        run,
+        pipes.batch_size,
+        steps,
         loss=recipe.loss(pipes.ignore_label),
         metrics=_metrics(pipes),
-        jit_compile=run.jit_compile,
     )
-    return model
 
 
 def _segmentation_info(
@@ -237,18 +235,7 @@ def _build_segmenter(
             **loading,
         )
 
-    if weights is None:
-        return make(), "none"
-    try:
-        return make(weights=weights), "segmenter"
-    except (CheckpointMismatchError, FileNotFoundError, ValueError) as whole:
-        try:
-            return make(backbone_weights=weights), "backbone"
-        except (FileNotFoundError, ValueError) as part:
-            raise ValueError(
-                f"--weights {weights!r} fits neither the whole segmenter ({str(whole)[:400]}) nor "
-                f"its backbone ({str(part)[:400]})."
-            ) from part
+    return build_whole_or_backbone(make, weights, "segmenter")
 
 
 def _per_class_evaluation(

@@ -10,11 +10,11 @@ import keras
 from keras_pvt.limits import integer, number
 from keras_pvt.schedules import PolyDecay
 from keras_pvt.segmentation.losses import IGNORE_LABEL, SegmentationCrossEntropy
-from keras_pvt.training.recipe import AdamWSettings, adamw, no_decay_variables
+from keras_pvt.training.recipe import BatchScaledAdamW
 
 
 @dataclasses.dataclass(frozen=True)
-class SegmentationRecipe(AdamWSettings):
+class SegmentationRecipe(BatchScaledAdamW):
     """Optimisation hyper-parameters; defaults are the paper's ADE20K Semantic FPN recipe.
 
     The used peak learning rate is ``base_lr * batch / reference_batch`` (2e-4 per 16 images;
@@ -45,9 +45,6 @@ class SegmentationRecipe(AdamWSettings):
         number("warmup_ratio", self.warmup_ratio, 0.0, 1.0)
         super().__post_init__()
 
-    def peak_lr(self, batch_size: int) -> float:
-        return self.base_lr * batch_size / self.reference_batch
-
     def schedule(self, batch_size: int, steps_per_epoch: int, epochs: int) -> PolyDecay:
         """The per-step schedule of a run of `epochs` epochs of `steps_per_epoch` steps."""
         peak = self.peak_lr(batch_size)
@@ -60,12 +57,6 @@ class SegmentationRecipe(AdamWSettings):
             warmup_steps=min(round(steps_per_epoch * self.warmup_epochs), total),
             warmup_ratio=self.warmup_ratio,
         )
-
-    def optimizer(
-        self, model: keras.Model, batch_size: int, steps_per_epoch: int, epochs: int
-    ) -> keras.optimizers.AdamW:
-        no_decay = [] if self.decay_norms_and_biases else no_decay_variables(model)
-        return adamw(self, self.schedule(batch_size, steps_per_epoch, epochs), no_decay=no_decay)
 
     def loss(self, ignore_label: int = IGNORE_LABEL) -> keras.losses.Loss:
         """Pixel-wise softmax cross-entropy, mean over the pixels not labelled `ignore_label`."""

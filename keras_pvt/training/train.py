@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -16,7 +17,6 @@ from keras_pvt.config import PVTV2Config
 from keras_pvt.data import DATASET_NAME, Pipelines, make_pipelines
 from keras_pvt.model import PVT_V2
 from keras_pvt.presets import DEFAULT_DROP_PATH
-from keras_pvt.rewrites.training import rewrite_for_training
 from keras_pvt.training.options import DataOptions, RunOptions
 from keras_pvt.training.recipe import Recipe
 from keras_pvt.training.resumable_fit import (
@@ -26,6 +26,7 @@ from keras_pvt.training.resumable_fit import (
     run_info,
     start_run,
 )
+from keras_pvt.training.task_model import compile_for_run
 from keras_pvt.training.variant_config import check_image_size, resolve_config
 
 MONITOR = "val_accuracy"
@@ -100,18 +101,13 @@ def train(
     place = start_run(run)
     pipes = make_pipelines_from(data, make_pipelines, Pipelines, run.seed)
 
-    def build(steps: int) -> keras.Model:
-        model = rewrite_for_training(_build_model(config, pipes.num_classes, run.weights, variant_key))
-        _compile(model, recipe, run, pipes.batch_size, steps)
-        return model
-
     outcome = fit_in_run_folder(
         place,
         run,
         train=_one_hot(pipes.train, pipes.num_classes),
         val=_one_hot(pipes.val, pipes.num_classes),
         steps_per_epoch=pipes.steps_per_epoch,
-        build=build,
+        build=functools.partial(_compiled_classifier, config, variant_key, recipe, run, pipes),
         info={
             "variant": variant_key,
             "config": config.to_dict(),
@@ -126,13 +122,13 @@ def train(
     )
 
 
-def _compile(model: keras.Model, recipe: Recipe, run: RunOptions, batch_size: int, steps: int) -> None:
-    model.compile(
-        optimizer=recipe.optimizer(model, batch_size, steps, run.epochs),
-        loss=recipe.loss(),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-        jit_compile=run.jit_compile,
-    )
+def _compiled_classifier(
+    config: PVTV2Config, variant_key: str, recipe: Recipe, run: RunOptions, pipes: Pipelines, steps: int
+) -> keras.Model:
+    """The classifier, compiled for a run of `steps` steps per epoch."""
+    model = _build_model(config, pipes.num_classes, run.weights, variant_key)
+    metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    return compile_for_run(model, recipe, run, pipes.batch_size, steps, loss=recipe.loss(), metrics=metrics)
 
 
 def _build_model(config: PVTV2Config, num_classes: int, weights: str | None, variant_key: str) -> keras.Model:

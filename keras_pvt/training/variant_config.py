@@ -18,6 +18,16 @@ def resolve_config(variant: str | PVTV2Config | Mapping[str, Any]) -> tuple[PVTV
     return get_config(variant), canonical_variant(variant)
 
 
+def resolve_backbone(
+    variant: str | PVTV2Config | Mapping[str, Any], drop_path_rate: float | None, default_rate: float
+) -> tuple[PVTV2Config, str]:
+    """`resolve_config` of a dense-prediction backbone, its stochastic depth `drop_path_rate`
+    (None: `default_rate`, the task's)."""
+    config, variant_key = resolve_config(variant)
+    rate = default_rate if drop_path_rate is None else drop_path_rate
+    return config.replace(drop_path_rate=rate), variant_key
+
+
 def check_image_size(config: PVTV2Config, image_size: int) -> None:
     """`ValueError` when `image_size` is below the smallest input `config` accepts."""
     minimum = config.min_input_size()
