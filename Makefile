@@ -1,6 +1,7 @@
-# `make demo`: the end-to-end job on the embedded offline dataset (`make demo-segmentation`: the
-# segmentation one). `make test`: the test suite (CI): TensorFlow, then `make test-backends` (the
-# all_backends tests on JAX and PyTorch); `make test-fast`: the quick lane (TensorFlow only).
+# `make demo`: the end-to-end job on the embedded offline dataset (`make demo-segmentation`,
+# `make demo-detection`: the segmentation and detection ones). `make test`: the test suite (CI):
+# TensorFlow, then `make test-backends` (the all_backends tests on JAX and PyTorch);
+# `make test-fast`: the quick lane (TensorFlow only).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -12,7 +13,7 @@ export PYTHONUNBUFFERED := 1
 # TF lane from ~27 to ~17 minutes. `make test TEST_WORKERS=0` runs them in one process.
 TEST_WORKERS ?= 2
 
-.PHONY: demo demo-segmentation test test-fast test-backends lint fixtures bench clean
+.PHONY: demo demo-segmentation demo-detection test test-fast test-backends lint fixtures bench clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +26,9 @@ demo: $(STAMP)
 
 demo-segmentation: $(STAMP)
 	$(VENV)/bin/keras-pvt demo --task segmentation --output demo_output_segmentation
+
+demo-detection: $(STAMP)
+	$(VENV)/bin/keras-pvt demo --task detection --output demo_output_detection
 
 test: $(STAMP)
 	$(PY) -m ruff check keras_pvt tests $(wildcard benchmarks)

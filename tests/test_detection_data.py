@@ -63,6 +63,16 @@ def test_tfds_builder_offline(tfds_dir):
     np.testing.assert_array_equal(example["area"].numpy(), expected[3])
 
 
+def test_val_from_train_keeps_the_test_split_unseen(tfds_dir):
+    source = load_detection_source(EMBEDDED, data_dir=tfds_dir, val_from_train=True)
+    assert (source.train_size, source.val_size) == (11, 1)  # the last 10% of train validates
+    train_ids = {int(example["image_id"]) for example in source.train}
+    (example,) = list(source.val)
+    assert train_ids | {int(example["image_id"])} == set(range(12))  # ids are per split: train's
+    expected = render_detection_example(64, 0, int(example["image_id"]))  # drawn with train's seed
+    np.testing.assert_array_equal(example["image"].numpy(), expected[0])
+
+
 def test_tfds_names_fail_fast_offline_and_need_boxes(tmp_path, monkeypatch):
     probed = []
     monkeypatch.setattr(sources, "_reachable", lambda host: probed.append(host) or False)

@@ -64,6 +64,7 @@ def make_detection_pipelines(
     cache: bool = False,
     val_fraction: float = DEFAULT_VAL_FRACTION,
     invalid_boxes: str = "error",
+    val_from_train: bool = False,
 ) -> DetectionPipelines:
     """Training and validation pipelines for `dataset` (a COCO folder, a tfds name with boxes such
     as ``"coco/2017"``, the embedded ``keras_pvt_det_shapes`` or a `DetectionSource`).
@@ -73,6 +74,8 @@ def make_detection_pipelines(
     `retinanet_targets` each image's anchors assigned and encoded (`det_targets`) for the raw
     RetinaNet outputs. Validation: the same resize without flip, every image. The bare embedded
     name renders at ``max(image_size)`` px. `seed` makes shuffling and flips repeatable.
+    `val_from_train` validates a tfds dataset on the last `val_fraction` of ``train`` even where it
+    has a validation or test split (kept unseen for a final evaluation).
     """
     height, width = parse_image_size(image_size)
     if batch_size < 1:
@@ -86,6 +89,7 @@ def make_detection_pipelines(
             download=download,
             val_fraction=val_fraction,
             invalid_boxes=invalid_boxes,
+            val_from_train=val_from_train,
         )
     )
     if batch_size > source.train_size:

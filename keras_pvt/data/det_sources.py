@@ -58,12 +58,15 @@ def load_detection_source(
     download: bool = True,
     val_fraction: float = DEFAULT_VAL_FRACTION,
     invalid_boxes: str = "error",
+    val_from_train: bool = False,
 ) -> DetectionSource:
     """A `DetectionSource` from a COCO folder, a tfds name (``"coco/2017"``,
     ``"keras_pvt_det_shapes/128px"``) or the bare embedded name (its default 128 px config).
 
     A folder with one json is split: the last `val_fraction` of its images (sorted by id) validate.
     `invalid_boxes` ("error" or "skip") is for boxes wholly outside their image (`det_coco_json`).
+    A tfds dataset validates on its validation/test split, else (and always with `val_from_train`,
+    keeping the test split unseen for a final evaluation) on the last `val_fraction` of ``train``.
     """
     if os.path.isdir(os.path.expanduser(dataset)):
         return _from_folder(os.path.expanduser(dataset), val_fraction, invalid_boxes)
@@ -77,7 +80,7 @@ def load_detection_source(
     splits = builder.info.splits
     if "train" not in splits:
         raise ValueError(f"Dataset {dataset!r} has no 'train' split (splits: {list(splits)}).")
-    val_split = next((s for s in VALIDATION_SPLITS if s in splits), None)
+    val_split = None if val_from_train else next((s for s in VALIDATION_SPLITS if s in splits), None)
     train_split = "train"
     if val_split is None:
         held_out = max(1, round(100 * val_fraction))

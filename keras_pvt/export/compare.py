@@ -202,12 +202,12 @@ def export_and_compare(
 def format_table(rows: Sequence[FormatResult]) -> str:
     """A Markdown table of a classifier's comparison."""
     header = ("format", "size", "accuracy", "latency (batch 1)", "max abs diff vs Keras", "top-1 agreement")
-    return _markdown(
+    return markdown_table(
         header,
         [
             (
                 row.format,
-                _size(row.size_bytes),
+                size_text(row.size_bytes),
                 f"{100 * row.accuracy:.1f}%",
                 f"{row.latency_ms:.2f} ms",
                 "-" if row.max_abs_diff is None else f"{row.max_abs_diff:.2g}",
@@ -295,12 +295,12 @@ def format_segmentation_table(rows: Sequence[SegmentationFormatResult]) -> str:
         "max abs diff",
         "latency (batch 1)",
     )
-    return _markdown(
+    return markdown_table(
         header,
         [
             (
                 row.format,
-                _size(row.size_bytes),
+                size_text(row.size_bytes),
                 f"{100 * row.mean_iou:.1f}%",
                 f"{100 * row.pixel_accuracy:.1f}%",
                 f"{100 * row.pixel_agreement:.2f}%",
@@ -326,10 +326,12 @@ def _segmentation_row(name: str, report: VerificationReport, keras: bool = False
     )
 
 
-def _size(size_bytes: int) -> str:
+def size_text(size_bytes: int) -> str:
+    """A file size in MiB, "-" for none."""
     return f"{size_bytes / 2**20:.2f} MiB" if size_bytes else "-"
 
 
-def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table of `rows` (cells already formatted) under `header`."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
