@@ -14,8 +14,6 @@ times: every file and thread count in turn within each round. Writes `detection_
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import sys
@@ -28,8 +26,8 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from machine import environment_name, installed_versions, machine_info, provenance_lines  # noqa: E402
-from segmentation_tflite import LIBRARIES, convert, measure  # noqa: E402
+from machine import machine_info, provenance_lines  # noqa: E402
+from segmentation_tflite import convert, measure, timing_arguments, write_results  # noqa: E402
 
 SIZE = 512
 CLASSES = 80
@@ -43,13 +41,7 @@ FILES = (
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument(
-        "--invokes", type=int, default=10, help="timed invokes per file, thread count and round"
-    )
-    parser.add_argument("--out", type=Path, default=HERE / "results")
-    args = parser.parse_args(argv)
+    args = timing_arguments(__doc__, argv)
 
     import numpy as np
 
@@ -70,21 +62,9 @@ def main(argv: list[str] | None = None) -> int:
             if conversions[name]["converted"]:
                 files[name] = path
         samples = measure(files, args.rounds, args.invokes, rng)
-    results = {
-        "machine": machine,
-        "load_average_after": os.getloadavg(),
-        "duration_s": time.time() - started,
-        "versions": {environment_name(): installed_versions(LIBRARIES)},
-        "model": f"RetinaNet b0, {CLASSES} classes, {detector.count_params():,} parameters, {SIZE}x{SIZE}",
-        "rounds": args.rounds,
-        "invokes": args.invokes,
-        "conversions": conversions,
-        "latency_ms": samples,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "detection_tflite.json").write_text(json.dumps(results, indent=1) + "\n")
-    (args.out / "detection_tflite.md").write_text(report(results))
-    print(report(results))
+    model_text = f"RetinaNet b0, {CLASSES} classes, {detector.count_params():,} parameters, {SIZE}x{SIZE}"
+    duration = time.time() - started
+    write_results(args, "detection_tflite", machine, model_text, conversions, samples, report, duration)
     return 0
 
 

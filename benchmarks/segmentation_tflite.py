@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,13 +81,7 @@ def measure(files: dict[str, Path], rounds: int, invokes: int, rng: Any) -> dict
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument(
-        "--invokes", type=int, default=10, help="timed invokes per file, thread count and round"
-    )
-    parser.add_argument("--out", type=Path, default=HERE / "results")
-    args = parser.parse_args(argv)
+    args = timing_arguments(__doc__, argv)
 
     import numpy as np
 
@@ -107,21 +102,48 @@ def main(argv: list[str] | None = None) -> int:
                 if conversions[name]["converted"]:
                     files[name] = path
         samples = measure(files, args.rounds, args.invokes, rng)
+    model_text = f"SemanticFPN b0, {CLASSES} classes, {model.count_params():,} parameters"
+    write_results(args, "segmentation_tflite", machine, model_text, conversions, samples, report)
+    return 0
+
+
+def timing_arguments(doc: str, argv: list[str] | None) -> argparse.Namespace:
+    """The arguments every stand-alone TFLite timing script takes: rounds, invokes, output folder."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--invokes", type=int, default=10, help="timed invokes per file, thread count and round"
+    )
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    return parser.parse_args(argv)
+
+
+def write_results(
+    args: argparse.Namespace,
+    stem: str,
+    machine: dict[str, Any],
+    model_text: str,
+    conversions: dict[str, Any],
+    samples: dict[str, Any],
+    report: Callable[[dict[str, Any]], str],
+    duration_s: float | None = None,
+) -> None:
+    """`stem`.json and `stem`.md under ``args.out``: the run's facts and `report` of them, printed too."""
     results = {
         "machine": machine,
         "load_average_after": os.getloadavg(),
+        **({} if duration_s is None else {"duration_s": duration_s}),
         "versions": {environment_name(): installed_versions(LIBRARIES)},
-        "model": f"SemanticFPN b0, {CLASSES} classes, {model.count_params():,} parameters",
+        "model": model_text,
         "rounds": args.rounds,
         "invokes": args.invokes,
         "conversions": conversions,
         "latency_ms": samples,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "segmentation_tflite.json").write_text(json.dumps(results, indent=1) + "\n")
-    (args.out / "segmentation_tflite.md").write_text(report(results))
+    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=1) + "\n")
+    (args.out / f"{stem}.md").write_text(report(results))
     print(report(results))
-    return 0
 
 
 def report(results: dict[str, Any]) -> str:

@@ -313,6 +313,17 @@ def _verify_images(args: argparse.Namespace, model: Any, size: Any, export: Any)
 
 def _export(args: argparse.Namespace, model: Any, size: Any, batch: Any, export: Any) -> Any:
     images = _verify_images(args, model, size, export)
+    # What every format's export takes alike: the file's shape, its verification bounds, overwrite.
+    common = {
+        "image_size": size,
+        "batch_size": batch,
+        "runs": args.runs,
+        "tolerance": args.tolerance,
+        "min_top1": args.min_top1,
+        "min_pixel_agreement": args.min_pixel_agreement,
+        "overwrite": args.overwrite,
+    }
+    runtime = {"verify_images": images, "threads": args.threads, **common}
     if args.format == "tflite":
         result = export.convert_to_tflite(
             model,
@@ -320,36 +331,20 @@ def _export(args: argparse.Namespace, model: Any, size: Any, batch: Any, export:
             quantize=args.quantize,
             representative_data=args.representative,
             num_calibration=args.num_calibration,
-            image_size=size,
-            batch_size=batch,
             int8_io=args.int8_io,
             strict_int8=args.strict_int8,
             data_dir=args.data_dir,
-            verify_images=images,
             num_verify=args.num_verify,
-            threads=args.threads,
-            runs=args.runs,
-            tolerance=args.tolerance,
-            min_top1=args.min_top1,
-            min_pixel_agreement=args.min_pixel_agreement,
-            overwrite=args.overwrite,
+            **runtime,
         )
         return result.verification, result
     if args.format == "onnx":
         result = export.export_onnx(
             model,
             args.output,
-            image_size=size,
-            batch_size=batch,
             opset=args.onnx_opset or DEFAULT_OPSET,
-            verify_images=images,
             num_images=args.num_verify,
-            threads=args.threads,
-            runs=args.runs,
-            tolerance=args.tolerance,
-            min_top1=args.min_top1,
-            min_pixel_agreement=args.min_pixel_agreement,
-            overwrite=args.overwrite,
+            **runtime,
         )
         return result.verification, result
     if args.format == "openvino":
@@ -357,29 +352,11 @@ def _export(args: argparse.Namespace, model: Any, size: Any, batch: Any, export:
             model,
             args.output,
             precision=args.openvino_precision or "float32",
-            image_size=size,
-            batch_size=batch,
-            verify_images=images,
             num_images=args.num_verify,
-            threads=args.threads,
-            runs=args.runs,
-            tolerance=args.tolerance,
-            min_top1=args.min_top1,
-            min_pixel_agreement=args.min_pixel_agreement,
-            overwrite=args.overwrite,
+            **runtime,
         )
         return result.verification, result
     report = export.export_and_verify_saved_model(
-        model,
-        args.output,
-        images,
-        image_size=size,
-        batch_size=batch,
-        num_images=args.num_verify,
-        runs=args.runs,
-        tolerance=args.tolerance,
-        min_top1=args.min_top1,
-        min_pixel_agreement=args.min_pixel_agreement,
-        overwrite=args.overwrite,
+        model, args.output, images, num_images=args.num_verify, **common
     )
     return report, report
