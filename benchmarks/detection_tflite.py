@@ -26,8 +26,8 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from machine import machine_info, provenance_lines  # noqa: E402
-from segmentation_tflite import convert, measure, timing_arguments, write_results  # noqa: E402
+from machine import machine_info  # noqa: E402
+from segmentation_tflite import convert, measure, results_provenance, timing_arguments, write_results  # noqa: E402
 
 SIZE = 512
 CLASSES = 80
@@ -72,12 +72,7 @@ def report(results: dict[str, Any]) -> str:
     lines = [
         "# TFLite latency of the RetinaNet detector (b0, batch 1)",
         "",
-        *provenance_lines(
-            results["machine"],
-            results.get("load_average_after"),
-            results.get("versions", {}),
-            results.get("duration_s"),
-        ),
+        *results_provenance(results),
         f"{results['model']}; `keras_pvt.export.convert_to_tflite`, builtin ops only, fixed shape; "
         f"{results['rounds']} rounds x {results['invokes']} invokes, median of round medians "
         '(min-max over rounds). "detector": the whole model, decoding and NMS included (random '

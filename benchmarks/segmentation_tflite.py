@@ -146,11 +146,21 @@ def write_results(
     print(report(results))
 
 
+def results_provenance(results: dict[str, Any]) -> list[str]:
+    """`provenance_lines` of a results dict `write_results` wrote."""
+    return provenance_lines(
+        results["machine"],
+        results.get("load_average_after"),
+        results.get("versions", {}),
+        results.get("duration_s"),
+    )
+
+
 def report(results: dict[str, Any]) -> str:
     lines = [
         "# TFLite latency of the Semantic FPN segmenter (b0, batch 1)",
         "",
-        *provenance_lines(results["machine"], results.get("load_average_after"), results.get("versions", {})),
+        *results_provenance(results),
         f"{results['model']}; `keras_pvt.export.convert_to_tflite`, builtin ops only, fixed shape; "
         f"{results['rounds']} rounds x {results['invokes']} invokes, median of round medians "
         "(min-max over rounds).",

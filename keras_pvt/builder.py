@@ -78,6 +78,9 @@ def PVT_V2(
         feature_names: the keys of the `features_only` dict: "stages" ("stage1" ... "stage4", the
             default) or "pyramid" (keras-hub's "P2" ... "P5", named by stride 2**level).
         drop_path_rate: override the config's stochastic depth rate.
+
+    Every model also carries keras-hub's ``pyramid_outputs`` attribute (`pyramid_outputs` below),
+    so it works as the ``image_encoder`` of keras-hub's `RetinaNetBackbone` (docs/detection.md).
     """
     variant, config = _resolve_config(config)
     config = _with_overrides(config, classes, drop_path_rate, head=include_top and not features_only)
@@ -107,6 +110,9 @@ def PVT_V2(
         rewrite_for_training(model)
     if weights is not None:
         load_weights(model, weights, config=config, variant=variant)
+    # keras-hub's `FeaturePyramidBackbone.pyramid_outputs`: what `RetinaNetBackbone(image_encoder=...)`
+    # and keras-hub's other dense heads read (with `model.inputs`).
+    model.pyramid_outputs = pyramid_outputs(model)
     return require_image_batches(model)
 
 

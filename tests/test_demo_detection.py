@@ -36,6 +36,9 @@ def test_detection_demo_tiny_end_to_end(tmp_path, capsys):
         assert row["size_bytes"] > 0 and (tmp_path / row["path"]).exists(), name
     assert summary["test_ap"] == formats["keras"]["ap"] and summary["test_ap50"] == formats["keras"]["ap50"]
     assert formats["tflite_int8_raw"]["size_bytes"] < formats["tflite_float"]["size_bytes"]
+    assert formats["keras"]["agreement"] is None
+    for name in ("saved_model", "tflite_float"):  # None: nothing detected on either side (1 epoch)
+        assert formats[name]["agreement"] in (None, 1.0) or formats[name]["agreement"] >= 0.99, name
     for name in (
         "run/best.keras",
         "run/history.csv",

@@ -2,8 +2,9 @@
 
 The committed copies hold a real run's outputs (plots, accuracy, the export tables); the slow test
 runs every notebook again on the quick settings (``KERAS_PVT_NOTEBOOK_QUICK=1``) and checks, from the
-``summary:`` line a notebook prints, that 02 learns (held-out accuracy above chance) and 04 beats the
-all-background segmenter and writes its float32 and int8 TFLite files.
+``summary:`` line a notebook prints, that 02 learns (held-out accuracy above chance), 04 beats the
+all-background segmenter and writes its float32 and int8 TFLite files, and 05 beats the centred
+mean-box detector's COCO AP50 by a clear margin and its TFLite file (NMS inside) scores as Keras.
 """
 
 from __future__ import annotations
@@ -29,9 +30,13 @@ SUMMARY = re.compile(r"^summary: (\{.*\})$", re.MULTILINE)
 MACHINE_PATHS = re.compile(r"/tmp/|/var/folders/|/home/|/root/|/Users/|[A-Za-z]:\\")
 # Above chance means above it by this many binomial standard deviations (one-sided p < 0.0014).
 CHANCE_SIGMAS = 3.0
-# The notebooks whose committed run shows plots (02, 03, 04; 01 prints only), as PNG or JPEG.
-WITH_FIGURES = ("02_finetune_model_fit", "03_export_tflite", "04_segmentation")
+# The notebooks whose committed run shows plots (02, 03, 04, 05; 01 prints only), as PNG or JPEG.
+WITH_FIGURES = ("02_finetune_model_fit", "03_export_tflite", "04_segmentation", "05_detection")
 FIGURE_TYPES = {"image/png", "image/jpeg"}
+# 05: a clear win is held-out AP50 at least this far above the baseline's (whose AP50 is near 0), and
+# the float32 TFLite file's AP within this of Keras' (the same model; NMS near-ties may reorder).
+AP50_MARGIN = 0.02
+TFLITE_AP_TOLERANCE = 0.01
 
 
 def code_cells(notebook: Any) -> list[Any]:
@@ -92,9 +97,25 @@ def assert_beats_background(summary: dict[str, Any]) -> None:
     assert exports["int8"]["size_bytes"] < exports["none"]["size_bytes"], exports
 
 
+def assert_beats_centred_boxes(summary: dict[str, Any]) -> None:
+    """05: held-out COCO AP50 clearly above the baseline's (per class, its mean box at the image
+    centre) and AP above its AP; the float32 TFLite file, NMS inside, written and scoring as Keras."""
+    bound = summary["baseline_ap50"] + AP50_MARGIN
+    assert summary["test_ap50"] >= bound, (
+        f"test AP50 {summary['test_ap50']:.4f} on {summary['test_images']} images does not beat the "
+        f"centred mean-box baseline {summary['baseline_ap50']:.4f} by {AP50_MARGIN} (needs >= {bound:.4f})"
+    )
+    assert summary["test_ap"] > summary["baseline_ap"], (summary["test_ap"], summary["baseline_ap"])
+    assert summary["tflite_size_bytes"] > 0
+    assert abs(summary["tflite_ap"] - summary["test_ap"]) <= TFLITE_AP_TOLERANCE, (
+        f"TFLite AP {summary['tflite_ap']:.4f} vs Keras {summary['test_ap']:.4f}"
+    )
+
+
 CLAIMS: dict[str, Callable[[dict[str, Any]], None]] = {
     "02_finetune_model_fit": assert_learns,
     "04_segmentation": assert_beats_background,
+    "05_detection": assert_beats_centred_boxes,
 }
 
 

@@ -252,7 +252,7 @@ def test_recipe_is_the_official_1x_schedule():
 
 def test_cli_maps_the_detection_flags_and_refuses_the_others(capsys):
     from keras_pvt.cli import build_parser, main
-    from keras_pvt.cli.train import DET_DATA, DET_RECIPE, DET_RUN, DETECTOR, options_from
+    from keras_pvt.cli.train import DET_DATA, DET_RECIPE, DET_RUN, DETECTOR, _detection_recipe, options_from
     from keras_pvt.training import DetectionDataOptions, DetectionRecipe, DetectorOptions
 
     args = build_parser().parse_args(["train", "--task", "detection"])
@@ -268,6 +268,8 @@ def test_cli_maps_the_detection_flags_and_refuses_the_others(capsys):
     assert options_from(args, DET_RECIPE) == DetectionRecipe(base_lr=2e-4, warmup_steps=0)
     assert options_from(args, DET_RUN).epochs == 12
     assert build_parser().parse_args(["train"]).epochs is None  # each task's own default
+    assert _detection_recipe(args) == DetectionRecipe(base_lr=2e-4, warmup_steps=0)
+    assert capsys.readouterr().err == ""
     for argv, flag in (
         (["--task", "detection", "--logits-stride", "4"], "--logits-stride"),
         (["--task", "detection", "--min-lr", "0"], "--min-lr"),
@@ -276,6 +278,22 @@ def test_cli_maps_the_detection_flags_and_refuses_the_others(capsys):
     ):
         assert main(["train", *argv]) == 2
         assert flag in capsys.readouterr().err
+
+
+def test_from_scratch_without_lr_takes_the_from_scratch_rate_and_says_so(capsys):
+    from keras_pvt.cli import build_parser
+    from keras_pvt.cli.train import _detection_recipe
+    from keras_pvt.training import DetectionRecipe
+
+    def recipe(*flags):
+        return _detection_recipe(build_parser().parse_args(["train", "--task", "detection", *flags]))
+
+    assert recipe() == DetectionRecipe(base_lr=2e-3, warmup_steps=50)
+    assert "training from scratch" in capsys.readouterr().err
+    assert recipe("--warmup-steps", "7") == DetectionRecipe(base_lr=2e-3, warmup_steps=7)
+    assert recipe("--lr", "1e-4") == DetectionRecipe()  # the paper's, asked for
+    assert recipe("--backbone-weights", "imagenet") == DetectionRecipe()
+    assert recipe("--weights", "detector.keras") == DetectionRecipe()
 
 
 def test_bad_options_are_refused_before_any_work(tmp_path):

@@ -21,10 +21,16 @@ from keras_pvt.config import PVTV2Config
 from keras_pvt.data import DetectionPipelines, det_shapes_config, make_detection_pipelines
 from keras_pvt.data.det_shapes import DET_DATASET_NAME
 from keras_pvt.detection.coco_eval import coco_metrics, evaluate_coco, ground_truth_from_batches
+from keras_pvt.detection.postprocess import SCORE_THRESHOLD
 from keras_pvt.export.compare import markdown_table, size_text
+from keras_pvt.export.detections import detection_agreement
 from keras_pvt.training.callbacks import TimeBudget
 from keras_pvt.training.detection import DetectionTrainResult, train_detection
-from keras_pvt.training.detection_recipe import DetectionRecipe
+from keras_pvt.training.detection_recipe import (
+    FROM_SCRATCH_LR,
+    FROM_SCRATCH_WARMUP_STEPS,
+    DetectionRecipe,
+)
 
 DEFAULTS = {
     "output": "demo_output_detection",
@@ -38,7 +44,7 @@ DEFAULTS = {
 # A light neck and head for 2 CPU cores (the paper's: 256 channels, 4 convs per branch).
 DEMO_HEAD = {"fpn_channels": 64, "head_channels": 64, "stacked_convs": 2}
 # From scratch, so well above the paper's fine-tuning rate (1e-4 per 16 images), with a short warmup.
-DEMO_RECIPE = DetectionRecipe(base_lr=2e-3, warmup_steps=50)
+DEMO_RECIPE = DetectionRecipe(base_lr=FROM_SCRATCH_LR, warmup_steps=FROM_SCRATCH_WARMUP_STEPS)
 BASELINE = "per class, a box of its mean test-split size at the image centre, on every test image"
 CALIBRATION_IMAGES = 64
 EVAL_BATCH = 20
@@ -47,7 +53,8 @@ LATENCY_RUNS = 10
 
 @dataclasses.dataclass
 class DetectionFormatResult:
-    """One row of a detector's comparison: held-out COCO AP and AP50, size, latency (batch 1,
+    """One row of a detector's comparison: held-out COCO AP and AP50, the detection agreement with
+    the Keras model on the same images (`keras_pvt.export.detections`), size, latency (batch 1,
     post-processing included)."""
 
     format: str
@@ -56,6 +63,7 @@ class DetectionFormatResult:
     ap: float
     ap50: float
     latency_ms: float
+    agreement: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -189,8 +197,10 @@ def export_and_score(
     output: str,
 ) -> list[DetectionFormatResult]:
     """The rows (Keras first): the detector and its exports under ``output/export``, each scored on
-    the held-out `test` batches against `truth`, its latency timed on one test image through the
-    same call. Exports replace only previous demo exports."""
+    the held-out `test` batches against `truth` and by its detection agreement with the Keras
+    model's detections there, its latency timed on one test image through the same call. The
+    SavedModel and the float32 file are verified on the test images as they are written (a broken
+    one raises). Exports replace only previous demo exports."""
     import keras
 
     from keras_pvt.export._files import size_on_disk
@@ -201,36 +211,61 @@ def export_and_score(
     os.makedirs(folder, exist_ok=True)
     one = test[0][0][:1]
     ids, names = [c["id"] for c in truth["categories"]], [c["name"] for c in truth["categories"]]
-    rows = []
-    for name, path, predictor in _formats(result, folder, calibration, args):
+    images = np.concatenate([batch for batch, _ in test])
+    rows, keras_detections = [], None
+    for name, path, predictor in _formats(result, folder, calibration, args, images):
         metrics = evaluate_coco(predictor, test, ids, names, truth)
         latency = median_ms(lambda: predictor.predict(one), LATENCY_RUNS)  # noqa: B023 (called now)
+        detections = _detections(predictor, test)
+        agreement = None
+        if keras_detections is None:
+            keras_detections = detections
+        else:
+            agreement = detection_agreement(keras_detections, detections, SCORE_THRESHOLD, 1.0)[0].agreement
+        size = size_on_disk(path)
         rows.append(
-            DetectionFormatResult(name, path, size_on_disk(path), metrics["ap"], metrics["ap50"], latency)
+            DetectionFormatResult(name, path, size, metrics["ap"], metrics["ap50"], latency, agreement)
         )
     return rows
 
 
+def _detections(predictor: _Predictor, test: Sequence[tuple[np.ndarray, dict]]) -> dict[str, np.ndarray]:
+    """`predictor`'s padded detections on all `test` images, batches concatenated."""
+    outputs = [predictor.predict(images) for images, _ in test]
+    return {key: np.concatenate([np.asarray(out[key]) for out in outputs]) for key in outputs[0]}
+
+
 def _formats(
-    result: DetectionTrainResult, folder: str, calibration: np.ndarray, args: argparse.Namespace
+    result: DetectionTrainResult,
+    folder: str,
+    calibration: np.ndarray,
+    args: argparse.Namespace,
+    images: np.ndarray,
 ) -> Iterator[tuple[str, str, _Predictor]]:
-    """(format, path, predictor) of the Keras detector, then of each export, written as it is reached."""
+    """(format, path, predictor) of the Keras detector, then of each export, written as it is
+    reached; the SavedModel and the float32 file verified on `images` (held-out test images)."""
     import tensorflow as tf
 
     from keras_pvt.detection.model import DETECTIONS_NAME, raw_model
-    from keras_pvt.export import SIGNATURE_KEY, TFLiteRunner, convert_to_tflite, export_saved_model
+    from keras_pvt.export import (
+        SIGNATURE_KEY,
+        TFLiteRunner,
+        convert_to_tflite,
+        export_and_verify_saved_model,
+    )
 
     detector, size = result.model, args.image_size
     serve = tf.function(lambda x: detector(x, training=False), autograph=False)
     yield "keras", result.best_model_path, _Predictor(lambda x: serve(tf.constant(x)))
 
-    path = export_saved_model(detector, os.path.join(folder, "saved_model"), image_size=size, overwrite=True)
+    path = os.path.join(folder, "saved_model")
+    export_and_verify_saved_model(detector, path, images, image_size=size, overwrite=True)
     signature = tf.saved_model.load(path).signatures[SIGNATURE_KEY]
     yield "saved_model", path, _Predictor(lambda x: signature(images=tf.constant(x)))
 
     path = os.path.join(folder, "detector_float32.tflite")
-    # checked by its held-out AP: an array comparison of NMS outputs breaks on near-equal scores
-    convert_to_tflite(detector, path, image_size=size, batch_size=1, verify=False, overwrite=True)
+    options = {"verify_images": images, "threads": args.threads}
+    convert_to_tflite(detector, path, image_size=size, batch_size=1, overwrite=True, **options)
     yield "tflite_float", path, _Predictor(TFLiteRunner(path, args.threads))
 
     path = os.path.join(folder, "raw_int8.tflite")
@@ -252,7 +287,7 @@ def _formats(
 
 def format_detection_table(rows: Sequence[DetectionFormatResult]) -> str:
     """A Markdown table of a detector's comparison."""
-    header = ("format", "size", "AP", "AP50", "latency (batch 1, with NMS)")
+    header = ("format", "size", "AP", "AP50", "agreement with Keras", "latency (batch 1, with NMS)")
     return markdown_table(
         header,
         [
@@ -261,6 +296,7 @@ def format_detection_table(rows: Sequence[DetectionFormatResult]) -> str:
                 size_text(row.size_bytes),
                 f"{100 * row.ap:.1f}",
                 f"{100 * row.ap50:.1f}",
+                "-" if row.agreement is None else f"{100 * row.agreement:.1f}%",
                 f"{row.latency_ms:.2f} ms",
             )
             for row in rows

@@ -32,6 +32,7 @@ from keras_pvt.training import (
     SegmenterOptions,
 )
 from keras_pvt.training.detection_options import DETECTION_EPOCHS, DETECTION_OUTPUT, INVALID_BOXES
+from keras_pvt.training.detection_recipe import FROM_SCRATCH_LR, FROM_SCRATCH_WARMUP_STEPS
 from keras_pvt.training.segmentation_options import SEGMENTATION_OUTPUT
 
 Options = TypeVar("Options")
@@ -320,6 +321,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _detection_recipe(args: argparse.Namespace) -> DetectionRecipe:
+    """The detection recipe of `args`; from scratch (no --weights or --backbone-weights) without
+    --lr, the from-scratch rate and warmup instead of the paper's fine-tuning ones, said on stderr."""
+    recipe = options_from(args, DET_RECIPE)
+    if args.base_lr is not None or args.weights is not None or args.backbone_weights is not None:
+        return recipe
+    warmup = FROM_SCRATCH_WARMUP_STEPS if args.warmup_steps is None else args.warmup_steps
+    print(
+        f"keras-pvt train: training from scratch (no --backbone-weights): --lr {FROM_SCRATCH_LR:g} "
+        f"per 16 images and {warmup} warmup steps; the paper's {DET_RECIPE.base_lr:g} and "
+        f"{DET_RECIPE.warmup_steps} are for fine-tuning an ImageNet backbone (give --lr to choose).",
+        file=sys.stderr,
+    )
+    return dataclasses.replace(recipe, base_lr=FROM_SCRATCH_LR, warmup_steps=warmup)
+
+
 def _train(args: argparse.Namespace) -> tuple[Any, float | None, str]:
     """Train `args.task`: (its result, the best validation score, that score's name)."""
     if args.task == SEGMENTATION:
@@ -335,7 +352,7 @@ def _train(args: argparse.Namespace) -> tuple[Any, float | None, str]:
         result = training.train_detection(
             args.variant,
             data=options_from(args, DET_DATA),
-            recipe=options_from(args, DET_RECIPE),
+            recipe=_detection_recipe(args),
             run=options_from(args, DET_RUN),
             detector=options_from(args, DETECTOR),
             eval_every=1 if args.eval_every is None else args.eval_every,

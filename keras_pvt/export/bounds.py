@@ -27,25 +27,27 @@ ERROR_SPREAD = 4.0  # a near tie's error: this many times the relative error (pe
 @dataclasses.dataclass(frozen=True)
 class Bounds:
     """What a verified export must meet: the largest relative error of any output, and the smallest
-    top-1 agreement (classifiers) or pixel agreement (segmenters) with the Keras model."""
+    top-1 agreement (classifiers), pixel agreement (segmenters) or detection agreement (detectors,
+    `keras_pvt.export.detections`) with the Keras model."""
 
     max_relative_error: float
     min_top1: float
     min_pixel_agreement: float
+    min_detection_agreement: float
 
 
 # (format, mode) -> default bounds, between what healthy and broken files measured (docs/deployment.md).
 DEFAULT_BOUNDS: dict[tuple[str, str], Bounds] = {
-    ("saved_model", "float32"): Bounds(1e-4, 0.999, 0.999),
-    ("tflite", "none"): Bounds(1e-4, 0.999, 0.999),
-    ("tflite", "float16"): Bounds(1e-2, 0.99, 0.99),
-    ("tflite", "dynamic"): Bounds(0.15, 0.95, 0.95),
-    ("tflite", "int8"): Bounds(0.25, 0.85, 0.9),
-    ("tflite", "int8-full"): Bounds(0.25, 0.85, 0.9),
-    ("openvino", "float32"): Bounds(1e-4, 0.999, 0.999),
-    ("openvino", "float16"): Bounds(1e-2, 0.99, 0.99),
-    ("openvino", "bfloat16"): Bounds(0.1, 0.95, 0.95),
-    ("onnx", "float32"): Bounds(1e-4, 0.999, 0.999),
+    ("saved_model", "float32"): Bounds(1e-4, 0.999, 0.999, 0.99),
+    ("tflite", "none"): Bounds(1e-4, 0.999, 0.999, 0.99),
+    ("tflite", "float16"): Bounds(1e-2, 0.99, 0.99, 0.95),
+    ("tflite", "dynamic"): Bounds(0.15, 0.95, 0.95, 0.8),
+    ("tflite", "int8"): Bounds(0.25, 0.85, 0.9, 0.7),
+    ("tflite", "int8-full"): Bounds(0.25, 0.85, 0.9, 0.7),
+    ("openvino", "float32"): Bounds(1e-4, 0.999, 0.999, 0.99),
+    ("openvino", "float16"): Bounds(1e-2, 0.99, 0.99, 0.95),
+    ("openvino", "bfloat16"): Bounds(0.1, 0.95, 0.95, 0.8),
+    ("onnx", "float32"): Bounds(1e-4, 0.999, 0.999, 0.99),
 }
 
 
@@ -65,6 +67,7 @@ def resolve_bounds(
     tolerance: float | str | None = None,
     min_top1: float | str | None = None,
     min_pixel_agreement: float | str | None = None,
+    min_detection_agreement: float | str | None = None,
 ) -> Bounds:
     """The bounds to check: each given value, the mode's default where it is None (or "auto")."""
     default = default_bounds(format, mode)
@@ -72,6 +75,7 @@ def resolve_bounds(
         "tolerance": (tolerance, default.max_relative_error),
         "min_top1": (min_top1, default.min_top1),
         "min_pixel_agreement": (min_pixel_agreement, default.min_pixel_agreement),
+        "min_detection_agreement": (min_detection_agreement, default.min_detection_agreement),
     }
     chosen = {}
     for name, (value, fallback) in values.items():
@@ -83,7 +87,12 @@ def resolve_bounds(
             raise ValueError(f"`{name}` must be a number or None (the mode's default), got {value!r}.")
     if not chosen["tolerance"] >= 0:
         raise ValueError(f"`tolerance` (the largest relative error) must be >= 0, got {tolerance!r}.")
-    return Bounds(chosen["tolerance"], chosen["min_top1"], chosen["min_pixel_agreement"])
+    return Bounds(
+        chosen["tolerance"],
+        chosen["min_top1"],
+        chosen["min_pixel_agreement"],
+        chosen["min_detection_agreement"],
+    )
 
 
 def relative_error(reference: np.ndarray, exported: np.ndarray) -> float:

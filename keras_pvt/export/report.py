@@ -58,6 +58,27 @@ def _dense_lines(dense: Any, minimum: float | None) -> list[str]:
     return lines
 
 
+def _detection_lines(detections: Any, minimum: float | None) -> list[str]:
+    """A detector's detection agreement with Keras (`keras_pvt.export.detections`)."""
+    if detections.agreement is None:
+        return [f"  detections        none on either side in {detections.images} images"]
+    lines = [
+        f"  detection agreement {100 * detections.agreement:.2f}%: {detections.matched} matched of "
+        f"{detections.keras_detections} Keras / {detections.export_detections} exported detections"
+        + (f" (required {100 * minimum:.1f}%)" if minimum is not None else ""),
+        f"  near ties         {detections.near_ties} (score within {detections.score_tolerance:.2g} "
+        "of a keep-or-drop threshold)",
+    ]
+    if detections.mean_iou is not None:
+        lines.append(
+            f"  matched pairs     mean IoU {detections.mean_iou:.6f}, "
+            f"max score change {detections.max_score_diff:.3g}"
+        )
+    if detections.ap_vs_keras is not None:
+        lines.append(f"  AP vs Keras       {100 * detections.ap_vs_keras:.2f} (Keras detections as truth)")
+    return lines
+
+
 def _agreement_images(report: Any) -> str:
     """The images an agreement was judged on, when not all of them."""
     source = getattr(report, "agreement_source", None)
@@ -104,6 +125,8 @@ def format_report(report: Any) -> str:
         )
     if getattr(report, "dense", None) is not None:
         lines.extend(_dense_lines(report.dense, report.min_pixel_agreement))
+    if getattr(report, "detections", None) is not None:
+        lines.extend(_detection_lines(report.detections, report.min_detection_agreement))
     if report.near_tie_fraction is not None:
         units = "pixels" if report.dense is not None else "images"
         judged = _agreement_images(report) or f" of the {units}"

@@ -36,6 +36,14 @@ from keras_pvt.export.dense import (
     dense_failures,
     is_dense_model,
 )
+from keras_pvt.export.detections import (
+    DetectionAgreement,
+    detection_agreement,
+    detection_failures,
+    drop_swapped_pairs,
+    is_detection_outputs,
+    undecided_reason,
+)
 from keras_pvt.export.signature import SIGNATURE_KEY, serving_function
 
 DEFAULT_RUNS = 10
@@ -51,6 +59,8 @@ class VerificationReport:
     "INCONCLUSIVE" when the agreement could not judge the file (`inconclusive` says why) and the
     relative error passed, else "OK". `relative_error` and `near_tie_fraction` are defined in
     `keras_pvt.export.bounds`; the near ties count images, or pixels for a segmenter. With
+    A detector's outputs are compared as detections (`detections`, `keras_pvt.export.detections`):
+    its relative errors and differences are those of the matched boxes and scores. With
     `image_sources` (how many images, in order, came from each source: held-out, generated) an
     output's relative error is the largest of the sources', so neither hides the other, and the
     agreement is judged on the held-out images when there are any (`agreement_source`): images of
@@ -84,6 +94,8 @@ class VerificationReport:
     quantize: str | None = None
     dense: DenseAgreement | None = None
     min_pixel_agreement: float | None = None
+    detections: DetectionAgreement | None = None
+    min_detection_agreement: float | None = None
     inconclusive: str | None = None
     failures: list[str] = dataclasses.field(default_factory=list)
 
@@ -127,10 +139,12 @@ class Comparison:
     near_tie_fraction: float | None
     dense: DenseAgreement | None
     failures: list[str]
+    detections: DetectionAgreement | None = None
 
     def report_fields(self) -> dict[str, Any]:
         """The `VerificationReport` fields these figures fill."""
-        return dataclasses.asdict(self) | {"dense": self.dense, "failures": list(self.failures)}
+        nested = {"dense": self.dense, "detections": self.detections, "failures": list(self.failures)}
+        return dataclasses.asdict(self) | nested
 
 
 # ---------------------------------------------------------------------------------- comparison
@@ -218,7 +232,10 @@ def _comparison(
     sources: Mapping[str, int] | None = None,
 ) -> Comparison:
     """`_compare`, plus the per-pixel comparison for a segmenter (`dense`; None = auto): its
-    agreement is per pixel (no top-1), its near ties are pixels."""
+    agreement is per pixel (no top-1), its near ties are pixels; a detector's outputs are compared
+    as detections (`_detection_comparison`)."""
+    if is_detection_outputs(reference):
+        return _detection_comparison(model, reference, exported, bound)
     figures = _compare(reference, exported, bound, sources)
     if not (is_dense_model(model) if dense is None else dense):
         if masks is not None:
@@ -237,6 +254,44 @@ def _comparison(
         (logits,), (error,) = reference.values(), figures.relative_error.values()
         figures.near_tie_fraction = near_tie_fraction(logits, tie_error(error, bound))
     return figures
+
+
+def _detection_comparison(
+    model: Any, reference: Mapping[str, np.ndarray], exported: Mapping[str, np.ndarray], bound: float
+) -> Comparison:
+    """A detector's comparison: the detection agreement, and the relative error and differences of
+    the matched boxes and scores (padded rows cannot be compared in place: near-equal scores swap),
+    less the `SWAPPED_PAIRS` worst pairs. `bound` caps the score change of a near tie."""
+    from keras_pvt.detection.layers import RetinaNetDetections
+
+    missing = sorted(set(reference) - set(exported))
+    if missing:
+        failures = [f"outputs {missing} are missing from the export (it has {sorted(exported)})."]
+        return Comparison({}, {}, {}, None, None, None, None, failures)
+    layers = [layer for layer in model.layers if isinstance(layer, RetinaNetDetections)]
+    threshold = layers[0].score_threshold if layers else 0.0
+    if layers and layers[0].bounding_box_format != "xyxy":
+        raise ValueError(
+            "Verifying a detector needs its boxes in 'xyxy' (it has "
+            f"{layers[0].bounding_box_format!r}): export `keras_pvt.detection.detector_model(model)`."
+        )
+    failures = [
+        f"output {name!r} has non-finite values (NaN/Inf): the exported file is broken."
+        for name in ("boxes", "confidence")
+        if not np.all(np.isfinite(np.asarray(exported[name], np.float64)))
+    ]
+    agreement, pairs = detection_agreement(reference, exported, threshold, bound)
+    keras_rows = np.concatenate([keras for keras, _ in pairs]) if pairs else np.zeros((0, 5))
+    export_rows = np.concatenate([out for _, out in pairs]) if pairs else np.zeros((0, 5))
+    keras_rows, export_rows = drop_swapped_pairs(keras_rows, export_rows)
+    max_diff, mean_diff, relative = {}, {}, {}
+    for name, columns in (("boxes", slice(0, 4)), ("confidence", slice(4, 5))):
+        keras, out = keras_rows[:, columns], export_rows[:, columns]
+        diff = np.abs(keras - out)
+        max_diff[name] = float(diff.max()) if diff.size else 0.0
+        mean_diff[name] = float(diff.mean()) if diff.size else 0.0
+        relative[name] = relative_error(keras, out) if diff.size else 0.0
+    return Comparison(max_diff, mean_diff, relative, None, None, None, None, failures, detections=agreement)
 
 
 def median_ms(call: Callable[[], Any], runs: int, warmup: int = WARMUP_RUNS) -> float:
@@ -259,6 +314,7 @@ def bound_fields(bounds: Bounds) -> dict[str, float]:
         "max_relative_error": bounds.max_relative_error,
         "min_top1": bounds.min_top1,
         "min_pixel_agreement": bounds.min_pixel_agreement,
+        "min_detection_agreement": bounds.min_detection_agreement,
     }
 
 
@@ -272,6 +328,12 @@ def judge(report: VerificationReport) -> None:
                 report.failures.append(
                     f"output {name!r}: relative error {value:.3g} exceeds the bound {bound:.3g}."
                 )
+    if report.detections is not None:
+        minimum = report.min_detection_agreement or 0.0
+        report.inconclusive = undecided_reason(report.detections, minimum)
+        if report.inconclusive is None:
+            report.failures.extend(detection_failures(report.detections, minimum))
+        return
     if report.dense is not None:
         what, agreement, minimum = "pixel", report.dense.pixel_agreement, report.min_pixel_agreement
     else:
