@@ -10,7 +10,7 @@ from keras import ops
 
 from keras_pvt import PVT_V2
 from keras_pvt.layers.norm import LayerNorm
-from keras_pvt.rewrites import OPENVINO, XLA, Rewrite, rewritten
+from keras_pvt.rewrites import OPENVINO, TFLITE_FLOAT, XLA, Rewrite, rewritten
 from keras_pvt.rewrites.rows_norm import RowsLayerNorm
 from keras_pvt.rewrites.shifted_conv import ShiftedDepthwiseConv2D, shifted_depthwise_conv
 
@@ -95,3 +95,31 @@ def test_shifted_depthwise_conv_equals_the_layer():
     expected = keras.ops.convert_to_numpy(layer(images))
     shifted = shifted_depthwise_conv(ops.convert_to_tensor(images), layer.kernel, layer.bias)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(shifted), expected, **F32_TOL)
+
+
+@pytest.mark.parametrize("linear", [False, True])
+def test_tflite_folding_moves_perturbed_norm_affines_into_the_readers(linear):
+    """With gamma and beta away from 1 and 0, the folded copy's readers change and its outputs do not."""
+    from keras_pvt.export.kernel_choice import tflite_kernel_table
+
+    model = PVT_V2(tiny_config(linear=linear), features_only=True)
+    rng = np.random.default_rng(3)
+    for layer in model._flatten_layers():
+        if isinstance(layer, LayerNorm):
+            layer.gamma.assign(rng.normal(1.0, 0.3, layer.gamma.shape).astype("float32"))
+            layer.beta.assign(rng.normal(0.0, 0.3, layer.beta.shape).astype("float32"))
+    before = [keras.ops.convert_to_numpy(w) for w in model.weights]
+    copy = rewritten(model, tflite_kernel_table("none"))
+    images = rng.standard_normal((2, 45, 61, 3)).astype(np.float32)
+    for ours, reference in zip(_maps(copy(images, training=False)), _maps(model(images, training=False))):
+        np.testing.assert_allclose(ours, reference, rtol=0, atol=3e-5)
+    changed = {
+        w.path for w, old in zip(copy.weights, before) if not np.allclose(keras.ops.convert_to_numpy(w), old)
+    }
+    assert any(path.endswith("attn/q/kernel") for path in changed) and any(
+        "fc1/bias" in path for path in changed
+    )
+    for weight, old in zip(model.weights, before, strict=True):  # the caller's model is untouched
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(weight), old)
+    assert tflite_kernel_table("float16") is TFLITE_FLOAT
+    assert tflite_kernel_table("int8") is None and tflite_kernel_table("dynamic") is None

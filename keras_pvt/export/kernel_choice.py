@@ -7,19 +7,24 @@ patterns the target's optimizer recognises.
   CPU plugin runs as its native MVN; the plain NHWC form is fused to MVN too, but the plugin
   decomposes a 4-D MVN over the last axis back into reductions (docs/deployment.md, "OpenVINO IR"),
   and was measured faster there.
-* TFLite, every mode: none. The plain LayerNorm (``x * inv + (beta - mean * inv)``) quantizes to
-  int8 without NEG; for float32 under XNNPACK the 2-D form was not measurably faster (the converter
-  turns both into SQUARED_DIFFERENCE and RSQRT, and the 2-D graph adds reshapes).
+* TFLite float32 and float16: `keras_pvt.rewrites.TFLITE_FLOAT`, each block's LayerNorm affines
+  and the query scale folded into the layers that read them (fewer full-size passes under XNNPACK;
+  `benchmarks/results/tflite_norm_folding.md`).
+* TFLite int8 modes (and "dynamic", int8 weights): the plain model. Its LayerNorm
+  (``x * inv + (beta - mean * inv)``) quantizes to int8 without NEG, and folding gamma into a
+  kernel's input rows widens the range each output channel's int8 scale must cover.
 """
 
 from __future__ import annotations
 
-from keras_pvt.rewrites import OPENVINO, Rewrite
+from keras_pvt.rewrites import OPENVINO, TFLITE_FLOAT, Rewrite
+
+FLOAT_MODES = ("none", "float16")  # TFLite modes whose weights stay float
 
 
 def tflite_kernel_table(quantize: str) -> Rewrite | None:
     """The rewrite a TFLite conversion in mode `quantize` traces; None = the plain model."""
-    return None
+    return TFLITE_FLOAT if quantize in FLOAT_MODES else None
 
 
 def openvino_kernel_table() -> Rewrite | None:

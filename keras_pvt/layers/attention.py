@@ -88,6 +88,10 @@ class SpatialReductionAttention(keras.layers.Layer):
             self.sr.build(channels_last)
             self.norm.build(channels_last)
 
+    def query(self, x: Any) -> Any:
+        """The queries, scaled: ``q(x) * scale``."""
+        return self.q(x) * ops.cast(self.scale, self.compute_dtype)
+
     def reduce(self, x: Any, training: bool | None = None) -> Any:
         """The key/value source: the input, spatially reduced when this layer reduces."""
         if self.sr is None:
@@ -99,7 +103,7 @@ class SpatialReductionAttention(keras.layers.Layer):
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         _, height, width, _ = ops.shape(inputs)
         heads, head_dim = self.num_heads, self.head_dim
-        q = self.q(inputs) * ops.cast(self.scale, self.compute_dtype)
+        q = self.query(inputs)
         kv = self.kv(self.reduce(inputs, training=training))
         keys, values = ops.split(kv, 2, axis=-1)
         tokens = ops.shape(kv)[1] * ops.shape(kv)[2]

@@ -8,6 +8,6 @@ round-off on every backend.
 """
 
 from keras_pvt.rewrites.swap import Rewrite, rewritten, swap_in_place
-from keras_pvt.rewrites.targets import OPENVINO, XLA
+from keras_pvt.rewrites.targets import OPENVINO, TFLITE_FLOAT, XLA
 
-__all__ = ["OPENVINO", "XLA", "Rewrite", "rewritten", "swap_in_place"]
+__all__ = ["OPENVINO", "TFLITE_FLOAT", "XLA", "Rewrite", "rewritten", "swap_in_place"]

@@ -1,7 +1,8 @@
 """Rewrites: a model's layers swapped for target-specific equivalents that hold the same weights.
 
 A `Rewrite` maps layer classes to subclasses that only override `call` (the same maths in the form a
-target's compiler runs fastest) and hold no state of their own. `rewritten` applies one to a private
+target's compiler runs fastest) and hold no state of their own; a rewrite may also move weights in
+its copy (`Rewrite.adjust`). `rewritten` applies one to a private
 copy of a model (rebuilt from its config, its weights copied); the caller's model is never changed.
 Every rewrite equals the plain model to float32 round-off (tests/test_rewrites.py).
 """
@@ -22,11 +23,14 @@ from keras_pvt._keras_private import nested_layers
 class Rewrite:
     """`classes` maps a layer class (and its subclasses, e.g. the training rewrite's) to its
     replacement; `applies` (optional) says whether a layer of such a class takes the replacement
-    (e.g. only 3x3 stride-1 convolutions)."""
+    (e.g. only 3x3 stride-1 convolutions); `adjust` (optional) then moves weights of the private
+    copy where the replacements expect them (e.g. a LayerNorm's affine folded into the layers that
+    read it), keeping the outputs to float32 round-off."""
 
     name: str
     classes: Mapping[type, type]
     applies: Callable[[Any], bool] = lambda layer: True
+    adjust: Callable[[keras.Model], None] | None = None
 
     def replacement(self, layer: Any) -> type | None:
         """The class `layer` takes under this rewrite, or None when it keeps its own."""
@@ -71,4 +75,6 @@ def rewritten(model: keras.Model, rewrite: Rewrite | None) -> keras.Model:
         return model
     copy.set_weights(model.get_weights())
     swap_in_place(copy, rewrite)
+    if rewrite.adjust is not None:
+        rewrite.adjust(copy)
     return copy

@@ -4,16 +4,28 @@
   multiply-adds (`shifted_conv`), several times faster there than XLA's own depthwise conv.
 * `OPENVINO` (OpenVINO IR and the "openvino" engine): each `LayerNorm` on a 2-D view (`rows_norm`),
   which OpenVINO's CPU plugin runs as one native MVN.
-* TFLite: none. The plain `LayerNorm` already quantizes to int8 without NEG, and the 2-D form was
-  not measurably faster under XNNPACK (the converter turns both into SQUARED_DIFFERENCE and RSQRT,
-  and the 2-D graph adds reshapes).
+* `TFLITE_FLOAT` (TFLite float32 and float16 files): each block's LayerNorm affines and the query
+  scale folded into the layers that read them, the other norms as ``(x - mean) * inv * gamma +
+  beta`` (`folded_norms`): fewer full-size passes for XNNPACK.
+  The int8 modes keep the plain model: folding gamma into a kernel's input rows widens the range
+  each output channel's int8 scale must cover. The 2-D LayerNorm form was not measurably faster
+  under XNNPACK (the converter turns both into SQUARED_DIFFERENCE and RSQRT, plus reshapes).
 """
 
 from __future__ import annotations
 
 import keras
 
+from keras_pvt.layers.attention import SpatialReductionAttention
+from keras_pvt.layers.block import PVTBlock
 from keras_pvt.layers.norm import LayerNorm
+from keras_pvt.rewrites.folded_norms import (
+    AffineLayerNorm,
+    FoldedNormAttention,
+    FoldedNormBlock,
+    fold_block_norms,
+    foldable,
+)
 from keras_pvt.rewrites.rows_norm import RowsLayerNorm
 from keras_pvt.rewrites.shifted_conv import ShiftedDepthwiseConv2D, is_shiftable
 from keras_pvt.rewrites.swap import Rewrite
@@ -24,3 +36,9 @@ XLA = Rewrite(
     is_shiftable,
 )
 OPENVINO = Rewrite("openvino_rows_layer_norm", {LayerNorm: RowsLayerNorm})
+TFLITE_FLOAT = Rewrite(
+    "tflite_folded_norms",
+    {PVTBlock: FoldedNormBlock, SpatialReductionAttention: FoldedNormAttention, LayerNorm: AffineLayerNorm},
+    foldable,
+    fold_block_norms,
+)
