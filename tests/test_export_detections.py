@@ -8,7 +8,13 @@ import keras
 import numpy as np
 import pytest
 
-from keras_pvt.export.detections import MATCH_IOU, detection_agreement, drop_swapped_pairs, match
+from keras_pvt.export.detections import (
+    DETECTION_OUTPUTS,
+    MATCH_IOU,
+    detection_agreement,
+    drop_swapped_pairs,
+    match,
+)
 
 from helpers import tiny_config
 
@@ -134,3 +140,18 @@ def test_an_untrained_detector_with_no_detections_is_inconclusive(tmp_path) -> N
     report = export_and_verify_saved_model(detector, tmp_path / "sm", images, image_size=64)
     assert report.status == "INCONCLUSIVE" and "detects anything" in report.inconclusive
     assert report.detections.agreement is None
+
+
+@pytest.mark.slow
+def test_openvino_ir_carries_the_nms_and_its_detections_agree(tmp_path) -> None:
+    pytest.importorskip("openvino")
+    from keras_pvt.export import export_openvino
+
+    detector = spread_detector()
+    images = np.random.default_rng(0).normal(size=(4, 64, 64, 3)).astype("float32")
+    options = {"image_size": 64, "batch_size": 1, "verify_images": images}
+    result = export_openvino(detector, tmp_path / "detector.xml", **options)
+    assert result.model_ops.get("Loop") == 1  # the NMS, inside the IR
+    report = result.verification
+    assert report.status == "OK" and sorted(report.output_names) == sorted(DETECTION_OUTPUTS)
+    assert report.detections.agreement == 1.0 and report.detections.keras_detections == 400
