@@ -20,7 +20,7 @@ from keras_pvt.cli.demo_common import DEMO_ARCH, demo_pipelines, report, start_d
 from keras_pvt.config import PVTV2Config
 from keras_pvt.data import DetectionPipelines, det_shapes_config, make_detection_pipelines
 from keras_pvt.data.det_shapes import DET_DATASET_NAME
-from keras_pvt.detection.coco_eval import coco_metrics, evaluate_coco, ground_truth_from_batches
+from keras_pvt.detection.coco_eval import coco_metrics, detections_to_coco, ground_truth_from_batches
 from keras_pvt.detection.postprocess import SCORE_THRESHOLD
 from keras_pvt.export.compare import markdown_table, size_text
 from keras_pvt.export.detections import detection_agreement
@@ -210,13 +210,15 @@ def export_and_score(
     folder = os.path.join(output, "export")
     os.makedirs(folder, exist_ok=True)
     one = test[0][0][:1]
-    ids, names = [c["id"] for c in truth["categories"]], [c["name"] for c in truth["categories"]]
+    ids = [c["id"] for c in truth["categories"]]
     images = np.concatenate([batch for batch, _ in test])
     rows, keras_detections = [], None
     for name, path, predictor in _formats(result, folder, calibration, args, images):
-        metrics = evaluate_coco(predictor, test, ids, names, truth)
+        outputs = [_numpy(predictor.predict(batch)) for batch, _ in test]  # one pass, scored twice
+        found = [d for out, (_, info) in zip(outputs, test) for d in detections_to_coco(out, info, ids)]
+        metrics = coco_metrics(truth, found)
         latency = median_ms(lambda: predictor.predict(one), LATENCY_RUNS)  # noqa: B023 (called now)
-        detections = _detections(predictor, test)
+        detections = {key: np.concatenate([out[key] for out in outputs]) for key in outputs[0]}
         agreement = None
         if keras_detections is None:
             keras_detections = detections
@@ -229,10 +231,9 @@ def export_and_score(
     return rows
 
 
-def _detections(predictor: _Predictor, test: Sequence[tuple[np.ndarray, dict]]) -> dict[str, np.ndarray]:
-    """`predictor`'s padded detections on all `test` images, batches concatenated."""
-    outputs = [predictor.predict(images) for images, _ in test]
-    return {key: np.concatenate([np.asarray(out[key]) for out in outputs]) for key in outputs[0]}
+def _numpy(outputs: dict[str, Any]) -> dict[str, np.ndarray]:
+    """A predictor's padded detections as arrays."""
+    return {key: np.asarray(value) for key, value in outputs.items()}
 
 
 def _formats(

@@ -168,13 +168,10 @@ def ap_against_keras(reference: Mapping[str, np.ndarray], exported: Mapping[str,
     """COCO AP of the exported detections with the Keras ones as ground truth; None without
     pycocotools or without a Keras detection."""
     try:
-        from keras_pvt.detection.coco_eval import coco_metrics
-    except ImportError:
-        return None
-    try:
         import pycocotools  # noqa: F401
     except ImportError:
         return None
+    from keras_pvt.detection.coco_eval import coco_metrics
     images = len(np.asarray(reference["num_detections"]))
     annotations, results, labels = [], [], set()
     for image in range(images):
