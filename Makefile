@@ -33,16 +33,18 @@ demo-detection: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check keras_pvt tests $(wildcard benchmarks)
 	$(PY) -m ruff format --check keras_pvt tests $(wildcard benchmarks)
-	$(PY) -m pytest -q -ra -n $(TEST_WORKERS) --dist loadfile --durations=30 tests
+	$(PY) -m pytest -q -ra -n $(TEST_WORKERS) --dist loadfile --durations=40 tests
 	$(MAKE) --no-print-directory test-backends
 
 # The backend-agnostic subset (tests marked `all_backends`) again under JAX and PyTorch, a few
 # minutes each on 2 cores (the TensorFlow run above includes those tests). On JAX the lane is mostly
 # XLA compiling each op and initializer shape once: LLVM's -O0 compiles ~3x faster (same results),
 # and of the slow tests only the JAX-specific ones (tests/test_backends.py: jit, fit, .keras files
-# from other backends) run there; PyTorch runs the whole subset.
+# from other backends) run there, and the fast ones in 2 workers like the TensorFlow lane (XLA compiles
+# on one core each: ~5 -> ~3.5 minutes); PyTorch runs the whole subset in one process (its ops use
+# both cores: 2 workers made it slower, 42 -> 63 s).
 test-backends: $(STAMP)
-	XLA_FLAGS=--xla_backend_optimization_level=0 KERAS_BACKEND=jax $(PY) -m pytest -q -ra -m "all_backends and not slow" tests
+	XLA_FLAGS=--xla_backend_optimization_level=0 KERAS_BACKEND=jax $(PY) -m pytest -q -ra -n $(TEST_WORKERS) --dist loadfile -m "all_backends and not slow" tests
 	XLA_FLAGS=--xla_backend_optimization_level=0 KERAS_BACKEND=jax $(PY) -m pytest -q -ra -m "all_backends and slow" tests/test_backends.py
 	KERAS_BACKEND=torch $(PY) -m pytest -q -ra -m all_backends tests
 

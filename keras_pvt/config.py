@@ -23,6 +23,7 @@ from keras_pvt.limits import (
     block_parameters,
     check_parameters,
     int_rule,
+    stage_parameters,
 )
 
 PER_STAGE_FIELDS = ("embed_dims", "num_heads", "mlp_ratios", "depths", "sr_ratios")
@@ -184,14 +185,15 @@ class PVTV2Config:
         return size
 
     def num_parameters(self) -> int:
-        """Weights of the model this config builds (biases and norms left out: within a few percent)."""
+        """Parameters of the model this config builds, counted without building it (`num_classes`
+        0: no head); equal to `model.count_params()`."""
         total, channels = 0, self.in_channels
         for i, dim in enumerate(self.embed_dims):
             kernel = self.patch_size if i == 0 else 3
-            block = block_parameters(dim, self.mlp_ratios[i], self.sr_ratios[i], self.linear)
-            total += kernel * kernel * channels * dim + self.depths[i] * block
+            block = block_parameters(dim, self.mlp_ratios[i], self.sr_ratios[i], self.linear, self.qkv_bias)
+            total += stage_parameters(channels, dim, self.depths[i], kernel, block)
             channels = dim
-        return total + channels * self.num_classes
+        return total + (channels * self.num_classes + self.num_classes if self.num_classes else 0)
 
     def drop_path_rates(self) -> list[float]:
         """Per-block stochastic depth rates, linearly spaced from 0 to `drop_path_rate`."""

@@ -169,11 +169,25 @@ def check_arguments(owner: str, arguments: Mapping[str, Any]) -> SimpleNamespace
     return SimpleNamespace(**checked)
 
 
-def block_parameters(dim: int, mlp_ratio: float, sr_ratio: int, linear: bool) -> int:
-    """Weights of one PVT-v2 block (projections, reduction conv, MLP), biases and norms left out."""
+def block_parameters(dim: int, mlp_ratio: float, sr_ratio: int, linear: bool, qkv_bias: bool = True) -> int:
+    """Parameters of one PVT-v2 block: two norms, q / kv / proj dense layers, the spatial reduction
+    (conv and norm; the Li variant's 1x1 conv after pooling) and the MLP with its depthwise conv."""
     hidden = int(dim * mlp_ratio)
-    reduction = dim * dim if linear else (sr_ratio * sr_ratio * dim * dim if sr_ratio > 1 else 0)
-    return 4 * dim * dim + reduction + 2 * dim * hidden + 9 * hidden
+    if linear:
+        reduction = dim * dim + dim + 2 * dim
+    elif sr_ratio > 1:
+        reduction = sr_ratio * sr_ratio * dim * dim + dim + 2 * dim
+    else:
+        reduction = 0
+    attention = 3 * dim * dim + (3 * dim if qkv_bias else 0) + dim * dim + dim + reduction
+    mlp = dim * hidden + hidden + 10 * hidden + hidden * dim + dim
+    return 2 * 2 * dim + attention + mlp
+
+
+def stage_parameters(width_in: int, dim: int, depth: int, patch_size: int, block: int) -> int:
+    """Parameters of one PVT-v2 stage on `width_in` channels: the patch embedding (conv and norm),
+    `depth` blocks of `block` parameters each, and the stage norm."""
+    return patch_size * patch_size * width_in * dim + dim + 2 * dim + depth * block + 2 * dim
 
 
 def check_parameters(count: int, what: str) -> None:
@@ -256,9 +270,13 @@ def _estimate(kind: Any, checked: Mapping[str, Any], width_in: int) -> tuple[int
     if kind == "PVTStage" and {"dim", "depth"} <= checked.keys():
         dim, patch = checked["dim"], checked.get("patch_size", 3)
         block = block_parameters(
-            dim, checked.get("mlp_ratio", 4), checked.get("sr_ratio", 1), checked.get("linear", False)
+            dim,
+            checked.get("mlp_ratio", 4),
+            checked.get("sr_ratio", 1),
+            checked.get("linear", False),
+            checked.get("qkv_bias", True),
         )
-        return checked["depth"] * block + patch * patch * width_in * dim, dim
+        return stage_parameters(width_in, dim, checked["depth"], patch, block), dim
     if "input_dim" in checked and "output_dim" in checked:  # Embedding
         return checked["input_dim"] * checked["output_dim"], checked["output_dim"]
     if "key_dim" in checked:  # MultiHeadAttention: query, key, value and output projections

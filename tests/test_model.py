@@ -51,9 +51,24 @@ def built_variant():
 def test_parameter_counts_equal_the_reference(variant, built_variant):
     model = built_variant(variant)
     assert model.count_params() == REFERENCE_PARAMS[variant]
+    assert PRESETS[variant].num_parameters() == REFERENCE_PARAMS[variant]  # counted without building
     assert f"{REFERENCE_PARAMS[variant]:,} parameters" in BUILDERS[variant].__doc__
     assert model.name == f"pvt_v2_{variant}"
     assert tuple(model.input_shape) == (None, None, None, 3)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"linear": True},
+        {"qkv_bias": False, "num_classes": 0},
+        {"sr_ratios": (1, 1, 1, 1), "mlp_ratios": (2.5, 3, 1, 8), "patch_size": 5, "in_channels": 1},
+    ],
+)
+def test_the_parameter_count_of_a_config_equals_the_built_model(changes):
+    config = tiny_config(**changes)
+    assert config.num_parameters() == PVT_V2(config).count_params()
 
 
 @pytest.mark.parametrize("variant", list(REFERENCE_PARAMS))

@@ -172,6 +172,7 @@ def ap_against_keras(reference: Mapping[str, np.ndarray], exported: Mapping[str,
     except ImportError:
         return None
     from keras_pvt.detection.coco_eval import coco_metrics
+
     images = len(np.asarray(reference["num_detections"]))
     annotations, results, labels = [], [], set()
     for image in range(images):
