@@ -11,6 +11,7 @@ import pytest
 from keras_pvt.export.detections import (
     DETECTION_OUTPUTS,
     MATCH_IOU,
+    as_xyxy,
     detection_agreement,
     drop_swapped_pairs,
     match,
@@ -86,6 +87,34 @@ def test_swapped_pairs_are_left_out_of_the_error_figures_only_a_few() -> None:
     assert len(kept) == 198 and not np.any(drop_swapped_pairs(rows, moved)[1][:, :4])
     few, out = drop_swapped_pairs(rows[:50], moved[:50])
     assert len(few) == 50 and np.any(out)
+
+
+@pytest.mark.parametrize("box_format", ["yxyx", "xywh", "center_xywh", "center_yxhw", "rel_xyxy", "rel_xywh"])
+def test_boxes_of_any_keras_format_come_back_as_xyxy(box_format) -> None:
+    reference = detections([A, B, C])
+    size = {"height": 100.0, "width": 100.0} if box_format.startswith("rel_") else {}
+    boxes = keras.utils.bounding_boxes.convert_format(
+        reference["boxes"].astype("float32"), source="xyxy", target=box_format, **size
+    )
+    converted = as_xyxy({**reference, "boxes": keras.ops.convert_to_numpy(boxes)}, box_format)
+    scale = 100.0 if box_format.startswith("rel_") else 1.0  # relative: pixels of a 1x1 image
+    np.testing.assert_allclose(converted["boxes"][0, :3] * scale, reference["boxes"][0, :3], rtol=1e-6)
+
+
+def test_a_detector_with_another_box_format_is_compared_as_detections() -> None:
+    from keras_pvt.detection import detector_model
+    from keras_pvt.export.verify import _detection_comparison
+
+    detector = detector_model(spread_detector(), bounding_box_format="center_yxhw")
+    images = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype("float32")
+    reference = {key: np.asarray(value) for key, value in detector.predict(images, verbose=0).items()}
+    same = _detection_comparison(detector, reference, reference, 1e-4)
+    assert same.detections.agreement == 1.0 and same.detections.keras_detections == 200
+    for growth, agreement in ((1.3, 0.0), (1.02, 1.0)):  # heights and widths: IoU 0.59, 0.96
+        grown = {**reference, "boxes": reference["boxes"] * np.array([1, 1, growth, growth])}
+        changed = _detection_comparison(detector, reference, grown, 1e-4)
+        assert changed.detections.agreement == agreement
+    assert changed.relative_error["boxes"] > 1e-3  # the matched boxes' sizes, 2% off
 
 
 def spread_detector(scale: float = 20.0):

@@ -76,6 +76,19 @@ def _valid(outputs: Mapping[str, np.ndarray], image: int) -> tuple[np.ndarray, n
     return boxes, scores, labels
 
 
+def as_xyxy(outputs: Mapping[str, Any], box_format: str) -> dict[str, Any]:
+    """`outputs` with their boxes converted from `box_format` to xyxy. A relative format is taken as
+    pixels of a 1x1 image: IoU, matching and relative errors are the same in either."""
+    source = box_format.lower().removeprefix("rel_")
+    if source == "xyxy":
+        return dict(outputs)
+    import keras
+
+    boxes = np.asarray(outputs["boxes"], np.float32)
+    xyxy = keras.utils.bounding_boxes.convert_format(boxes, source=source, target="xyxy")
+    return {**outputs, "boxes": np.asarray(keras.ops.convert_to_numpy(xyxy))}
+
+
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(len(a), len(b)) IoU of xyxy boxes."""
     top_left = np.maximum(a[:, None, :2], b[None, :, :2])

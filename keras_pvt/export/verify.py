@@ -38,6 +38,7 @@ from keras_pvt.export.dense import (
 )
 from keras_pvt.export.detections import (
     DetectionAgreement,
+    as_xyxy,
     detection_agreement,
     detection_failures,
     drop_swapped_pairs,
@@ -270,11 +271,9 @@ def _detection_comparison(
         return Comparison({}, {}, {}, None, None, None, None, failures)
     layers = [layer for layer in model.layers if isinstance(layer, RetinaNetDetections)]
     threshold = layers[0].score_threshold if layers else 0.0
-    if layers and layers[0].bounding_box_format != "xyxy":
-        raise ValueError(
-            "Verifying a detector needs its boxes in 'xyxy' (it has "
-            f"{layers[0].bounding_box_format!r}): export `keras_pvt.detection.detector_model(model)`."
-        )
+    if layers:  # matched by IoU, which needs corners
+        reference = as_xyxy(reference, layers[0].bounding_box_format)
+        exported = as_xyxy(exported, layers[0].bounding_box_format)
     failures = [
         f"output {name!r} has non-finite values (NaN/Inf): the exported file is broken."
         for name in ("boxes", "confidence")
