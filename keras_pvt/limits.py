@@ -180,7 +180,7 @@ def block_parameters(dim: int, mlp_ratio: float, sr_ratio: int, linear: bool, qk
     else:
         reduction = 0
     attention = 3 * dim * dim + (3 * dim if qkv_bias else 0) + dim * dim + dim + reduction
-    mlp = dim * hidden + hidden + 10 * hidden + hidden * dim + dim
+    mlp = dim * hidden + hidden + 9 * hidden + hidden + hidden * dim + dim  # fc1, 3x3 depthwise, fc2
     return 2 * 2 * dim + attention + mlp
 
 
