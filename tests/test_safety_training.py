@@ -214,6 +214,23 @@ class _Interrupt(keras.callbacks.Callback):
             raise _CrashError
 
 
+def _widened(keras_file: bytes, dim: int) -> bytes:
+    """`keras_file` with its first PVT stage's width set to `dim` in config.json."""
+    import io
+    import zipfile
+
+    source, out = zipfile.ZipFile(io.BytesIO(keras_file)), io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for name in source.namelist():
+            data = source.read(name)
+            if name == "config.json":
+                text = data.decode()
+                data = re.sub(r'"dim": \d+', f'"dim": {dim}', text, count=1).encode()
+                assert data.decode() != text
+            target.writestr(name, data)
+    return out.getvalue()
+
+
 @pytest.mark.slow
 def test_damaged_resume_files_are_reported_not_replaced(tfds_dir, tmp_path):
     output = tmp_path / "run"
@@ -226,10 +243,14 @@ def test_damaged_resume_files_are_reported_not_replaced(tfds_dir, tmp_path):
     with pytest.raises(ValueError, match=r"state\.json is unreadable .*--no-resume"):
         _train(output, tfds_dir, epochs=3)
     state.write_bytes(good_state)
+    best = (output / "best.keras").read_bytes()
     (output / "best.keras").write_bytes(b"")  # what a kill during an in-place write left
     with pytest.raises(ValueError, match=r"best\.keras is corrupt \(not a \.keras zip.*Move it aside"):
         _train(output, tfds_dir, epochs=3)
     assert (output / "best.keras").read_bytes() == b""  # reported, not replaced
+    (output / "best.keras").write_bytes(_widened(best, 10**7))  # a file asking for too many weights
+    with pytest.raises(ValueError, match=r"best\.keras is corrupt \(its model is beyond keras-pvt's sanity"):
+        _train(output, tfds_dir, epochs=3)
     os.remove(output / "best.keras")  # what the message says to do
     with warnings.catch_warnings():  # best.keras cannot be rebuilt when epoch 1 was the best
         warnings.simplefilter("ignore", UserWarning)

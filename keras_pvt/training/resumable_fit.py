@@ -22,6 +22,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from keras_pvt.checkpoints.keras_files import load_keras_model
 from keras_pvt.segmentation.mask_checks import MASK_ERROR
 from keras_pvt.training import multi_worker, run_folder
 from keras_pvt.training.backup import RunState
@@ -258,7 +259,7 @@ def _finish(
         with place.strategy.scope(), warnings.catch_warnings():
             # mixed_float16: the saved loss-scale optimizer has extra variables; weights load fine
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-            best_model = keras.saving.load_model(checkpoint.best_path)
+            best_model = load_keras_model(checkpoint.best_path, compile=True)  # limits checked first
     state = checkpoint.state
     best_epoch = None if state.best_epoch is None else state.best_epoch + 1
     results = {"epochs_run": state.epochs_done, "best_epoch": best_epoch, f"best_{monitor}": state.best_value}

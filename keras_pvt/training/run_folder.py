@@ -10,6 +10,7 @@ import zipfile
 from typing import Any
 
 from keras_pvt._safe_write import clean_stale
+from keras_pvt.limits import check_model_config
 from keras_pvt.training import backup
 from keras_pvt.training.backup import RunState
 from keras_pvt.training.outputs import write_json
@@ -84,6 +85,11 @@ def keras_file_problem(path: str) -> str | None:
         return f"its member {damaged} is damaged"
     if not {"config.json", "model.weights.h5"} <= names:
         return "it lacks config.json or model.weights.h5"
+    try:  # checked before anything is built: a huge config would exhaust memory
+        with zipfile.ZipFile(path) as archive:
+            check_model_config(json.loads(archive.read("config.json")), what="the model")
+    except (ValueError, RecursionError) as reason:
+        return f"its model is beyond keras-pvt's sanity limits: {reason}"
     return None
 
 
