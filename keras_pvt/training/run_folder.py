@@ -74,20 +74,25 @@ def finish(run_dir: str, backup_dir: str, results: dict[str, Any]) -> None:
 
 
 def keras_file_problem(path: str) -> str | None:
-    """Why `path` is not a readable ``.keras`` archive, or None when it is one."""
+    """Why `path` is not a readable ``.keras`` archive of a model within the sanity limits (checked
+    before anything is built: a huge config would exhaust memory), or None when it is one."""
     try:
         with zipfile.ZipFile(path) as archive:
             damaged = archive.testzip()
             names = set(archive.namelist())
+            config = archive.read("config.json") if "config.json" in names else None
     except (OSError, zipfile.BadZipFile) as error:
         return f"not a .keras zip archive: {error}"
     if damaged is not None:
         return f"its member {damaged} is damaged"
-    if not {"config.json", "model.weights.h5"} <= names:
+    if config is None or "model.weights.h5" not in names:
         return "it lacks config.json or model.weights.h5"
-    try:  # checked before anything is built: a huge config would exhaust memory
-        with zipfile.ZipFile(path) as archive:
-            check_model_config(json.loads(archive.read("config.json")), what="the model")
+    try:
+        config = json.loads(config)
+    except (ValueError, RecursionError) as error:
+        return f"its config.json is not valid JSON: {error}"
+    try:
+        check_model_config(config, what="the model")
     except (ValueError, RecursionError) as reason:
         return f"its model is beyond keras-pvt's sanity limits: {reason}"
     return None
